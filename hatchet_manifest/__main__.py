@@ -1,0 +1,3 @@
+from hatchet_manifest.cli import main
+
+main()

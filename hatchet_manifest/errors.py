@@ -1,0 +1,47 @@
+"""One exception hierarchy. The CLI maps these to exit codes; the library only raises them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class HatchetManifestError(Exception):
+    """Base of every error the tool reports to its user (exit code 1 unless said otherwise)."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One located problem: `FILE:LINE: runs[0] (i=3): input.n: message`."""
+
+    file: str
+    line: int | None
+    message: str
+    where: str = ""  # e.g. "runs[0] (i=3)"
+    path: str = ""  # e.g. "input.n"
+
+    def __str__(self) -> str:
+        loc = f"{self.file}:{self.line}" if self.line else self.file
+        parts = [loc, self.where, self.path, self.message]
+        return ": ".join(p for p in parts if p)
+
+
+class ManifestError(HatchetManifestError):
+    """One or more problems in manifests, values or rendered runs."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class ConfigError(HatchetManifestError):
+    """Bad settings: flags, environment, values files, targets."""
+
+
+class LedgerError(HatchetManifestError):
+    """The ledger cannot be read, written or locked."""
+
+
+class SubmitError(HatchetManifestError):
+    """Submission failed; `exit_code` says whether anything was submitted."""
