@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from hatchet_manifest.errors import HatchetManifestError
+from hatchet_manifest.errors import HatchetManifestError, ManifestError
 
 # subcommand name -> module under hatchet_manifest.commands exposing `command`.
 # Loaded lazily so that `render` does not pay for gRPC imports.
@@ -48,6 +48,12 @@ class ManifestGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ManifestError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            n = len(exc.problems)
+            click.echo(f"error: {n} problem{'s' if n != 1 else ''} found", err=True)
+            ctx.exit(exc.exit_code)
         except HatchetManifestError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(exc.exit_code)

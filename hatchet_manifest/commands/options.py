@@ -1,0 +1,83 @@
+"""Options shared by the commands that render manifests (render, validate, diff, apply)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hatchet_manifest.loader import LoadedManifest, load
+from hatchet_manifest.render import Limits, Renderer
+from hatchet_manifest.selector import Selector
+from hatchet_manifest.values import Values
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class RenderArgs:
+    paths: tuple[str, ...]
+    values: tuple[str, ...]
+    set: tuple[str, ...]
+    set_string: tuple[str, ...]
+    selector: tuple[str, ...]
+    max_runs: int
+    schema_dir: str
+
+    @classmethod
+    def from_kwargs(cls, kw: dict[str, Any]) -> RenderArgs:
+        return cls(**{k: kw.pop(k) for k in cls.__dataclass_fields__})
+
+    def load(self) -> list[LoadedManifest]:
+        selector = Selector.parse(self.selector) if self.selector else None
+        return load(self.paths, selector)
+
+    def renderer(self, manifests: list[LoadedManifest] | None = None, reveal_secrets: bool = False) -> Renderer:
+        return Renderer(
+            self.load() if manifests is None else manifests,
+            Values(self.values, self.set, self.set_string),
+            Limits(max_runs=self.max_runs),
+            Path(self.schema_dir),
+            reveal_secrets=reveal_secrets,
+        )
+
+
+def render_options(func: F) -> F:
+    """PATH... -f/--values, --set, --set-string, -l/--selector, --max-runs, --schema-dir."""
+    decorators = [
+        click.argument("paths", nargs=-1, required=True, type=click.Path()),
+        click.option(
+            "-f", "--values", multiple=True, type=click.Path(), help="A YAML values file (repeatable; last wins)."
+        ),
+        click.option(
+            "--set", "set", multiple=True, metavar="K=V", help="Set a variable; the value is read as YAML (a.b=1,c=x)."
+        ),
+        click.option("--set-string", multiple=True, metavar="K=V", help="Set a variable to a string."),
+        click.option(
+            "-l",
+            "--selector",
+            multiple=True,
+            metavar="SELECTOR",
+            help="Only manifests whose labels match (k=v,k!=v,k,!k).",
+        ),
+        click.option(
+            "--max-runs",
+            type=click.IntRange(min=1),
+            default=100_000,
+            show_default=True,
+            help="Refuse to render more runs than this.",
+        ),
+        click.option(
+            "--schema-dir",
+            default="schemas/inputs",
+            show_default=True,
+            type=click.Path(),
+            help="Where input JSON Schemas (<workflow_name>.json) live.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func

@@ -1,0 +1,160 @@
+"""Manifest files -> positioned documents -> validated models. Every problem carries file:line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from hatchet_manifest.errors import ManifestError, Problem
+from hatchet_manifest.model import Manifest
+from hatchet_manifest.selector import Selector
+from hatchet_manifest.yamlsafe import Document, Path_, YamlError, parse_documents
+
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LoadedManifest:
+    """A validated manifest and the document it came from (for source lines)."""
+
+    model: Manifest
+    doc: Document
+
+    @property
+    def name(self) -> str:
+        return self.model.metadata.name
+
+    @property
+    def file(self) -> str:
+        return self.doc.file
+
+    @property
+    def base_dir(self) -> Path:
+        return Path(self.doc.file).parent
+
+
+def find_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
+    """Files named on the command line, and `*.yaml`/`*.yml` below directories, in a stable order."""
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+            if not found:
+                problems.append(Problem(str(path), None, "no *.yaml or *.yml files in this directory"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(Problem(str(path), None, "no such file or directory"))
+    return files, problems
+
+
+def format_loc(loc: Sequence[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def split_where(loc: Sequence[str | int]) -> tuple[str, str]:
+    """("runs", 0, "input", "n") -> ("runs[0]", "input.n")."""
+    if len(loc) >= 2 and loc[0] == "runs" and isinstance(loc[1], int):
+        return f"runs[{loc[1]}]", format_loc(loc[2:])
+    return "", format_loc(loc)
+
+
+def _data_path(data: Any, loc: Sequence[str | int]) -> Path_:
+    """The longest prefix of a pydantic error location that exists in the data (drops union member tags)."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        ):
+            node = node[part]
+        else:
+            break
+        path.append(part)
+    return tuple(path)
+
+
+def _message(err: Any, path: Path_, loc: Sequence[str | int]) -> tuple[Path_, str]:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return path[:-1], f"unknown field {path[-1]!r}" if path else "unknown field"
+    if kind == "missing":
+        return path, f"missing required field {loc[len(path)]!r}" if len(loc) > len(path) else "missing field"
+    msg = str(err["msg"])
+    return path, msg.removeprefix("Value error, ")
+
+
+def pydantic_problems(exc: ValidationError, doc: Document) -> list[Problem]:
+    grouped: dict[Path_, list[str]] = {}
+    lines: dict[Path_, int] = {}
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        full = _data_path(doc.data, loc)
+        path, msg = _message(err, full, loc)
+        lines.setdefault(path, doc.line_of(full))
+        if msg not in grouped.setdefault(path, []):
+            grouped[path].append(msg)
+    problems = []
+    for path, msgs in grouped.items():
+        where, sub = split_where(path)
+        problems.append(Problem(doc.file, lines[path], " or ".join(msgs), where, sub))
+    return problems
+
+
+def load_document(doc: Document) -> tuple[LoadedManifest | None, list[Problem]]:
+    if not isinstance(doc.data, dict):
+        return None, [Problem(doc.file, doc.line, "a manifest must be a mapping (apiVersion, kind, metadata, runs)")]
+    try:
+        return LoadedManifest(Manifest.model_validate(doc.data), doc), []
+    except ValidationError as exc:
+        return None, pydantic_problems(exc, doc)
+
+
+def load(paths: Iterable[str | Path], selector: Selector | None = None) -> list[LoadedManifest]:
+    """Load every manifest under `paths`; raises ManifestError listing all problems found."""
+    files, problems = find_files(paths)
+    manifests: list[LoadedManifest] = []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(str(file), None, f"cannot read: {exc}"))
+            continue
+        try:
+            for doc in parse_documents(text, str(file)):
+                if doc.data is None:
+                    continue
+                loaded, found = load_document(doc)
+                problems.extend(found)
+                if loaded is not None:
+                    manifests.append(loaded)
+        except YamlError as exc:
+            problems.append(exc.problem)
+    seen: dict[str, LoadedManifest] = {}
+    for m in manifests:
+        if m.name in seen:
+            first = seen[m.name]
+            problems.append(
+                Problem(
+                    m.file,
+                    m.doc.line_of(("metadata", "name")),
+                    f"duplicate manifest name {m.name!r} "
+                    f"(first in {first.file}:{first.doc.line_of(('metadata', 'name'))})",
+                )
+            )
+        seen.setdefault(m.name, m)
+    if problems:
+        raise ManifestError(problems)
+    if selector is not None:
+        manifests = [m for m in manifests if selector.matches(m.model.metadata.labels)]
+    return manifests

@@ -1,0 +1,646 @@
+"""Expand manifests lazily into validated RenderedRun values.
+
+`Renderer.prepare()` evaluates loops and matrices up front (lazily where it can: a `range` is never
+materialised) and enforces `max_runs` before any run is built; `Renderer.runs()` then streams the runs,
+collecting every problem, and raises ManifestError at the end if there was any.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from hatchet_manifest.compile import (
+    Compiler,
+    DuplicateKeyError,
+    LeafError,
+    LeafInfo,
+    Program,
+    RenderProblem,
+    Tree,
+    template_lineno,
+)
+from hatchet_manifest.errors import ManifestError, Problem
+from hatchet_manifest.loader import LoadedManifest, pydantic_problems
+from hatchet_manifest.model import RunEntry, TemplateItem
+from hatchet_manifest.template import REVEAL_VAR, Environment
+from hatchet_manifest.validate import (
+    MAX_REQUEST_BYTES,
+    SchemaRegistry,
+    check_json,
+    check_priority,
+    describe,
+    metadata_value,
+    request_size,
+    schema_errors,
+)
+from hatchet_manifest.values import Values, merge
+from hatchet_manifest.yamlsafe import Document, YamlError, parse_documents
+
+MAX_TEMPLATE_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_runs: int = 100_000
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_template_bytes: int = MAX_TEMPLATE_BYTES
+    max_problems: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedRun:
+    """One run, exactly as `run_workflows` takes it, with its identity and origin.
+
+    `input` and `additional_metadata` show secrets as `***`; `secret_input`/`secret_metadata` hold the real
+    values when the run uses `secret()` and the render was asked to reveal them (only for submission).
+    """
+
+    key: str
+    workflow_name: str
+    input: dict[str, Any]
+    additional_metadata: dict[str, str]
+    priority: int | None
+    manifest: str
+    file: str
+    line: int
+    where: str
+    secret_input: dict[str, Any] | None = None
+    secret_metadata: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The preview shape: {key, workflow_name, input, options: {additional_metadata, priority?}}."""
+        options: dict[str, Any] = {"additional_metadata": self.additional_metadata}
+        if self.priority is not None:
+            options["priority"] = self.priority
+        return {"key": self.key, "workflow_name": self.workflow_name, "input": self.input, "options": options}
+
+    def workflow_run(self, reveal: bool = False) -> dict[str, Any]:
+        """The SDK's WorkflowRun dict; with reveal, secrets are real."""
+        metadata = self.secret_metadata if reveal and self.secret_metadata is not None else self.additional_metadata
+        options: dict[str, Any] = {"additional_metadata": metadata}
+        if self.priority is not None:
+            options["priority"] = self.priority
+        data = self.secret_input if reveal and self.secret_input is not None else self.input
+        return {"workflow_name": self.workflow_name, "input": data, "options": options}
+
+
+def content_digest(workflow_name: str, input: dict[str, Any], metadata: dict[str, str]) -> str:
+    canonical = json.dumps([workflow_name, input, metadata], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class _Skip(Exception):
+    """The current run has problems (already recorded)."""
+
+
+@dataclass
+class _Entry:
+    """A compiled structured run entry."""
+
+    manifest: LoadedManifest
+    index: int
+    line: int
+    as_name: str
+    program: Program
+    workflow: Tree
+    key: Tree | None
+    input: Tree
+    metadata: Tree
+    priority: Tree
+    when: Tree | None
+    schema_source: str | dict[str, Any] | None
+    uses_secret: bool
+    variables: dict[str, Any]
+    expansions: list[tuple[dict[str, Any], Iterable[Any] | None]] = field(default_factory=list)
+    count: int = 0
+
+
+@dataclass
+class _TemplateEntry:
+    manifest: LoadedManifest
+    index: int
+    line: int
+    items: list[tuple[TemplateItem, int]]
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+
+class Renderer:
+    """Renders loaded manifests with values into a stream of validated runs."""
+
+    def __init__(
+        self,
+        manifests: list[LoadedManifest],
+        values: Values | None = None,
+        limits: Limits | None = None,
+        schema_dir: Path | None = Path("schemas/inputs"),
+        reveal_secrets: bool = False,
+    ) -> None:
+        self.manifests = manifests
+        self.values = values or Values()
+        self.limits = limits or Limits()
+        self.env = Environment(self.limits.max_runs)
+        self.schemas = SchemaRegistry(schema_dir)
+        self.reveal = reveal_secrets
+        self.problems: list[Problem] = []
+        self.problem_count = 0
+        self._entries: list[_Entry | _TemplateEntry] | None = None
+
+    # -- problems ---------------------------------------------------------------------------------------------
+    def _problem(self, file: str, line: int | None, message: str, where: str = "", path: str = "") -> None:
+        self.problem_count += 1
+        if len(self.problems) < self.limits.max_problems:
+            self.problems.append(Problem(file, line, message, where, path))
+
+    def _raise_if_problems(self) -> None:
+        if self.problem_count:
+            problems = list(self.problems)
+            hidden = self.problem_count - len(problems)
+            if hidden:
+                problems.append(Problem("", None, f"... and {hidden} more problems"))
+            raise ManifestError(problems)
+
+    # -- prepare ----------------------------------------------------------------------------------------------
+    def prepare(self) -> int:
+        """Compile every entry and size every loop; returns the number of runs. Raises ManifestError."""
+        if self._entries is not None:
+            return sum(e.count for e in self._entries)
+        overrides = self.values.overrides()
+        entries: list[_Entry | _TemplateEntry] = []
+        for m in self.manifests:
+            variables = merge(json.loads(json.dumps(m.model.vars)), overrides)
+            for index, entry in enumerate(m.model.runs):
+                compiled = self._compile_entry(m, index, entry, variables)
+                if compiled is not None:
+                    entries.append(compiled)
+        total = sum(e.count for e in entries)
+        if total > self.limits.max_runs:
+            self._problem("", None, f"the manifests declare {total} runs, more than --max-runs {self.limits.max_runs}")
+        self._raise_if_problems()
+        self._entries = entries
+        return total
+
+    def _compile_entry(
+        self, m: LoadedManifest, index: int, entry: RunEntry, variables: dict[str, Any]
+    ) -> _Entry | _TemplateEntry | None:
+        doc = m.doc
+        where = f"runs[{index}]"
+        line = doc.line_of(("runs", index))
+        raw: dict[str, Any] = doc.data["runs"][index]
+        if entry.template is not None:
+            return self._template_entry(m, index, entry.template, variables)
+        compiler = Compiler(self.env, lambda loc: doc.line_of(("runs", index, *loc)))
+        try:
+            workflow = compiler.tree(raw["workflow_name"], ("workflow_name",), "workflow_name")
+            key = compiler.tree(raw["key"], ("key",), "key") if "key" in raw else None
+            input_tree = compiler.tree(raw.get("input", {}), ("input",), "input")
+            options = raw.get("options", {})
+            metadata = compiler.tree(
+                options.get("additional_metadata", {}),
+                ("options", "additional_metadata"),
+                "options.additional_metadata",
+            )
+            priority = compiler.tree(options.get("priority"), ("options", "priority"), "options.priority")
+            when = compiler.tree(raw["when"], ("when",), "when") if "when" in raw else None
+            program = compiler.finish()
+        except LeafError as exc:
+            self._leaf_problem(m, where, exc)
+            return None
+        compiled = _Entry(
+            m,
+            index,
+            line,
+            entry.as_,
+            program,
+            workflow,
+            key,
+            input_tree,
+            metadata,
+            priority,
+            when,
+            entry.input_schema,
+            "secret" in compiler.names,
+            variables,
+        )
+        try:
+            self._expand(compiled, raw)
+        except LeafError as exc:
+            self._leaf_problem(m, where, exc)
+            return None
+        return compiled
+
+    def _leaf_problem(self, m: LoadedManifest, where: str, exc: LeafError, label: str = "") -> None:
+        cause = exc.cause
+        message = getattr(cause, "message", None) or str(cause)
+        kind = type(cause).__name__
+        if kind in ("UndefinedError", "TemplateSyntaxError", "SecurityError", "TemplateFunctionError", "RenderProblem"):
+            text = message
+        else:
+            text = f"{kind}: {message}"
+        self._problem(m.file, exc.leaf.line, text, f"{where} {label}".strip() if label else where, exc.leaf.path)
+
+    def _static(self, entry: _Entry, value: Any, loc: tuple[str | int, ...], path: str, local: dict[str, Any]) -> Any:
+        """Evaluate a value that is not per-run (for_each, matrix) in the entry's variables."""
+        doc = entry.manifest.doc
+        compiler = Compiler(self.env, lambda sub: doc.line_of(("runs", entry.index, *sub)))
+        tree = compiler.tree(value, loc, path)
+        program = compiler.finish()
+        return tree.build(program.run(program.context(entry.variables), dict(local)))
+
+    def _expand(self, entry: _Entry, raw: dict[str, Any]) -> None:
+        combos = self._matrix(entry, raw["matrix"]) if "matrix" in raw else [{}]
+        for combo in combos:
+            items: Iterable[Any] | None = None
+            n = 1
+            if "for_each" in raw:
+                items, n = self._for_each(entry, raw["for_each"], combo)
+            entry.expansions.append((combo, items))
+            entry.count += n
+
+    def _for_each(self, entry: _Entry, value: Any, combo: dict[str, Any]) -> tuple[Iterable[Any], int]:
+        items = self._static(entry, value, ("for_each",), "for_each", {**combo, "matrix": combo})
+        line = entry.manifest.doc.line_of(("runs", entry.index, "for_each"))
+        if isinstance(items, str | dict) or not hasattr(items, "__iter__"):
+            raise LeafError(
+                _info("for_each", line), RenderProblem(f"for_each must yield a list, got {describe(items)}")
+            )
+        if not hasattr(items, "__len__"):
+            items = list(itertools.islice(items, self.limits.max_runs + 1))
+        n = len(items)
+        if n > self.limits.max_runs:
+            raise LeafError(
+                _info("for_each", line), RenderProblem(f"{n} items, more than --max-runs {self.limits.max_runs}")
+            )
+        return items, n
+
+    def _matrix(self, entry: _Entry, raw: Any) -> list[dict[str, Any]]:
+        line = entry.manifest.doc.line_of(("runs", entry.index, "matrix"))
+        spec = self._static(entry, raw, ("matrix",), "matrix", {})
+        if not isinstance(spec, dict):
+            raise LeafError(_info("matrix", line), RenderProblem(f"matrix must be a mapping, got {describe(spec)}"))
+        include = spec.pop("include", [])
+        exclude = spec.pop("exclude", [])
+        for name, part in (("include", include), ("exclude", exclude)):
+            if not isinstance(part, list) or not all(isinstance(x, dict) for x in part):
+                raise LeafError(_info(f"matrix.{name}", line), RenderProblem(f"{name} must be a list of mappings"))
+        dims = list(spec)
+        size = 1
+        for dim in dims:
+            if not isinstance(spec[dim], list | tuple | range):
+                raise LeafError(
+                    _info(f"matrix.{dim}", line), RenderProblem(f"must be a list, got {describe(spec[dim])}")
+                )
+            size *= len(spec[dim])
+        if size > self.limits.max_runs:
+            raise LeafError(
+                _info("matrix", line),
+                RenderProblem(f"{size} combinations, more than --max-runs {self.limits.max_runs}"),
+            )
+        combos = (
+            [dict(zip(dims, values, strict=True)) for values in itertools.product(*(spec[d] for d in dims))]
+            if dims
+            else []
+        )
+        combos = [c for c in combos if not any(all(c.get(k) == v for k, v in ex.items()) for ex in exclude)]
+        originals = list(combos)
+        for inc in include:
+            matched = False
+            for combo in originals:
+                if all(combo.get(k) == v for k, v in inc.items() if k in dims):
+                    combo.update({k: v for k, v in inc.items() if k not in dims})
+                    matched = True
+            if not matched:
+                combos.append(dict(inc))
+        return combos
+
+    def _template_entry(
+        self, m: LoadedManifest, index: int, source: str, variables: dict[str, Any]
+    ) -> _TemplateEntry | None:
+        doc = m.doc
+        key_line = doc.line_of(("runs", index, "template"))
+        where = f"runs[{index}]"
+        try:
+            template = self.env.from_string(source)
+            chunks: list[str] = []
+            size = 0
+            for chunk in template.generate(variables):
+                size += len(chunk)
+                if size > self.limits.max_template_bytes:
+                    raise RenderProblem(f"the template renders more than {self.limits.max_template_bytes} bytes")
+                chunks.append(chunk)
+        except Exception as exc:  # noqa: BLE001 - untrusted template code: every failure becomes a located problem
+            lineno = template_lineno(exc)
+            line = key_line + lineno if lineno else key_line
+            self._leaf_problem(m, where, LeafError(_info("template", line), exc))
+            return None
+        label = f"{m.file} (template at line {key_line}, rendered)"
+        try:
+            docs = list(parse_documents("".join(chunks), label))
+        except YamlError as exc:
+            self._problem(
+                m.file, key_line, f"the template's output is not valid YAML: {exc.problem}", where, "template"
+            )
+            return None
+        data = docs[0].data if docs else []
+        if not isinstance(data, list):
+            self._problem(
+                m.file, key_line, f"the template must render a YAML list, got {describe(data)}", where, "template"
+            )
+            return None
+        items = []
+        for k, item in enumerate(data):
+            sub = Document(m.file, key_line, item)
+            try:
+                items.append((TemplateItem.model_validate(item), k))
+            except ValidationError as exc:
+                for p in pydantic_problems(exc, sub):
+                    self._problem(m.file, key_line, p.message, f"{where} item[{k}]", p.path)
+        if len(items) > self.limits.max_runs:
+            self._problem(
+                m.file, key_line, f"the template renders more than --max-runs {self.limits.max_runs} runs", where
+            )
+            return None
+        return _TemplateEntry(m, index, key_line, items)
+
+    # -- runs -------------------------------------------------------------------------------------------------
+    def runs(self) -> Iterator[RenderedRun]:
+        """Stream every valid run; raises ManifestError after the last one if any run had problems."""
+        self.prepare()
+        assert self._entries is not None
+        seen: set[int] = set()
+        for entry in self._entries:
+            produced = self._template_runs(entry) if isinstance(entry, _TemplateEntry) else self._entry_runs(entry)
+            for run in produced:
+                h = hash(run.key)
+                if h in seen:
+                    self._fail(entry, run.where, "key", f"duplicate key {run.key!r}" + _dup_hint(entry), ("key",))
+                    continue
+                seen.add(h)
+                yield run
+        self._raise_if_problems()
+
+    def _entry_runs(self, entry: _Entry) -> Iterator[RenderedRun]:
+        program = entry.program
+        ctx = program.context(entry.variables)
+        reveal_ctx = (
+            program.context({**entry.variables, REVEAL_VAR: True}) if self.reveal and entry.uses_secret else None
+        )
+        as_name = entry.as_name
+        for combo, items in entry.expansions:
+            base = {**combo, "matrix": combo} if combo else {}
+            label_base = ", ".join(f"{k}={_short(v)}" for k, v in combo.items())
+            sequence: Iterable[Any] = items if items is not None else (None,)
+            for position, item in enumerate(sequence):
+                local = dict(base)
+                if items is not None:
+                    local[as_name] = item
+                    local["index"] = position
+                    label = f"{as_name}={_short(item)}" + (f", {label_base}" if label_base else "")
+                else:
+                    label = label_base
+                where = f"runs[{entry.index}] ({label})" if label else f"runs[{entry.index}]"
+                try:
+                    values = program.run(ctx, local)
+                    if entry.when is not None and not entry.when.build(values):
+                        continue
+                    run = self._build(entry, values, where)
+                    if reveal_ctx is not None:
+                        secret_values = program.run(reveal_ctx, dict(local))
+                        run = self._with_secrets(entry, run, secret_values, where)
+                except LeafError as exc:
+                    self._leaf_problem(entry.manifest, where, exc)
+                    continue
+                except _Skip:
+                    continue
+                yield run
+
+    def _fail(
+        self, entry: _Entry | _TemplateEntry, where: str, path: str, message: str, loc: tuple[str | int, ...] = ()
+    ) -> None:
+        line = entry.manifest.doc.line_of(("runs", entry.index, *loc)) if loc else entry.line
+        self._problem(entry.manifest.file, line, message, where, path)
+
+    def _build(self, entry: _Entry, values: list[Any], where: str) -> RenderedRun:
+        bad = False
+        workflow = entry.workflow.build(values)
+        if not isinstance(workflow, str) or not workflow.strip():
+            self._fail(
+                entry, where, "workflow_name", f"must be a non-empty string, got {workflow!r}", ("workflow_name",)
+            )
+            bad = True
+        try:
+            data = entry.input.build(values)
+            raw_metadata = entry.metadata.build(values)
+        except DuplicateKeyError as exc:
+            self._fail(entry, where, exc.path, "two keys render to the same name", tuple(exc.path.split(".")))
+            raise _Skip() from None
+        if not isinstance(data, dict):
+            self._fail(entry, where, "input", f"must be an object, got {describe(data)}", ("input",))
+            raise _Skip()
+        for path, message in check_json(data, "input"):
+            self._fail(entry, where, path, message, ("input", *path.split(".")[1:2]))
+            bad = True
+        metadata = self._metadata(entry, raw_metadata, where)
+        priority, error = check_priority(entry.priority.build(values))
+        if error:
+            self._fail(entry, where, "options.priority", error, ("options", "priority"))
+            bad = True
+        if bad or metadata is None:
+            raise _Skip()
+        key = self._key(entry, values, workflow, data, metadata, where)
+        self._check_size_and_schema(entry, where, workflow, data, metadata)
+        return RenderedRun(
+            key, workflow, data, metadata, priority, entry.manifest.name, entry.manifest.file, entry.line, where
+        )
+
+    def _metadata(self, entry: _Entry | _TemplateEntry, raw: Any, where: str) -> dict[str, str] | None:
+        if not isinstance(raw, dict):
+            self._fail(entry, where, "options.additional_metadata", f"must be an object, got {describe(raw)}")
+            return None
+        out: dict[str, str] = {}
+        ok = True
+        for k, v in raw.items():
+            text = metadata_value(v)
+            key_text = metadata_value(k)
+            if text is None or key_text is None or "\x00" in text or "\x00" in key_text:
+                shown = describe(v) if text is None else "a string with a NUL character"
+                self._fail(
+                    entry,
+                    where,
+                    f"options.additional_metadata.{k}",
+                    f"metadata values must be strings, numbers or booleans, got {shown}",
+                    ("options", "additional_metadata", k) if isinstance(entry, _Entry) else (),
+                )
+                ok = False
+                continue
+            out[key_text] = text
+        return out if ok else None
+
+    def _key(
+        self,
+        entry: _Entry,
+        values: list[Any],
+        workflow: str,
+        data: dict[str, Any],
+        metadata: dict[str, str],
+        where: str,
+    ) -> str:
+        if entry.key is None:
+            digest = content_digest(workflow, data, metadata)
+            return f"{entry.manifest.name}/{entry.index}/{digest[:12]}"
+        key = entry.key.build(values)
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
+        if not isinstance(key, str) or not key.strip() or len(key) > 512 or any(ord(c) < 32 for c in key):
+            self._fail(
+                entry,
+                where,
+                "key",
+                f"must be a non-empty string of at most 512 printable characters, got {key!r}",
+                ("key",),
+            )
+            raise _Skip()
+        return key
+
+    def _check_size_and_schema(
+        self, entry: _Entry | _TemplateEntry, where: str, workflow: str, data: dict[str, Any], metadata: dict[str, str]
+    ) -> None:
+        if _may_be_large(data, self.limits.max_request_bytes):
+            size = request_size(
+                workflow, json.dumps(data, ensure_ascii=False), json.dumps(metadata, ensure_ascii=False)
+            )
+            if size > self.limits.max_request_bytes:
+                self._fail(
+                    entry,
+                    where,
+                    "input",
+                    f"the run's request is {size} bytes, over the {self.limits.max_request_bytes}-byte limit",
+                )
+                raise _Skip()
+        try:
+            source = entry.schema_source if isinstance(entry, _Entry) else None
+            validator = (
+                self.schemas.for_source(source, entry.manifest.base_dir)
+                if source is not None
+                else self.schemas.for_workflow(workflow)
+            )
+        except ValueError as exc:
+            self._fail(entry, where, "input_schema", str(exc), ("input_schema",))
+            raise _Skip() from None
+        if validator is not None:
+            errors = list(schema_errors(validator, data))
+            for path, message in errors:
+                self._fail(entry, where, path, message, ("input", *path.split(".")[1:2]))
+            if errors:
+                raise _Skip()
+
+    def _with_secrets(self, entry: _Entry, run: RenderedRun, values: list[Any], where: str) -> RenderedRun:
+        data = entry.input.build(values)
+        metadata = self._metadata(entry, entry.metadata.build(values), where)
+        if metadata is None:
+            raise _Skip()
+        return RenderedRun(
+            run.key,
+            run.workflow_name,
+            run.input,
+            run.additional_metadata,
+            run.priority,
+            run.manifest,
+            run.file,
+            run.line,
+            run.where,
+            data if data != run.input else None,
+            metadata if metadata != run.additional_metadata else None,
+        )
+
+    def _template_runs(self, entry: _TemplateEntry) -> Iterator[RenderedRun]:
+        for item, k in entry.items:
+            where = f"runs[{entry.index}] item[{k}]"
+            bad = False
+            for path, message in check_json(item.input, "input"):
+                self._fail(entry, where, path, message)
+                bad = True
+            metadata = self._metadata(entry, item.options.additional_metadata, where)
+            priority, error = check_priority(item.options.priority)
+            if error:
+                self._fail(entry, where, "options.priority", error)
+                bad = True
+            if bad or metadata is None:
+                continue
+            key = (
+                item.key
+                or f"{entry.manifest.name}/{entry.index}/{content_digest(item.workflow_name, item.input, metadata)[:12]}"
+            )
+            try:
+                self._check_size_and_schema(entry, where, item.workflow_name, item.input, metadata)
+            except _Skip:
+                continue
+            yield RenderedRun(
+                key,
+                item.workflow_name,
+                item.input,
+                metadata,
+                priority,
+                entry.manifest.name,
+                entry.manifest.file,
+                entry.line,
+                where,
+            )
+
+
+def _info(path: str, line: int) -> LeafInfo:
+    return LeafInfo(path, line, "")
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _dup_hint(entry: _Entry | _TemplateEntry) -> str:
+    if isinstance(entry, _Entry) and entry.key is None:
+        return " (identical runs get the same default key: give the entry a `key:` that tells them apart)"
+    return ""
+
+
+def _may_be_large(value: Any, limit: int) -> bool:
+    """A cheap upper bound on the JSON size: False when the value surely fits (6 bytes per char covers escapes)."""
+    budget = limit // 6
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            budget -= len(v) + 2
+        elif isinstance(v, dict):
+            budget -= 2 * len(v)
+            for k, x in v.items():
+                budget -= len(k) + 3
+                stack.append(x)
+        elif isinstance(v, list):
+            budget -= len(v) + 2
+            stack.extend(v)
+        else:
+            budget -= 4  # numbers are at most ~24 bytes; 6 * 4 covers them
+        if budget < 0:
+            return True
+    return False
+
+
+def render(
+    manifests: list[LoadedManifest],
+    values: Values | None = None,
+    limits: Limits | None = None,
+    schema_dir: Path | None = Path("schemas/inputs"),
+) -> Iterator[RenderedRun]:
+    """Stream the runs of `manifests`; raises ManifestError at the end when anything was invalid."""
+    return Renderer(manifests, values, limits, schema_dir).runs()

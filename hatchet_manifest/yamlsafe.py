@@ -1,0 +1,184 @@
+"""Safe YAML parsing that keeps source lines, rejects duplicate keys and refuses alias bombs.
+
+Scalars are typed by the YAML 1.2 core schema, not PyYAML's YAML 1.1 rules: `on`, `no` and `yes` stay
+strings, `0755` is the integer 755, `0o755` is octal, `1e3` is a float, and timestamps stay strings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from hatchet_manifest.errors import Problem
+
+Path_ = tuple[str | int, ...]
+
+# Expanded nodes per document; aliases count every time they are expanded.
+MAX_NODES = 200_000
+
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_NULL = "tag:yaml.org,2002:null"
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _CoreLoader(yaml.SafeLoader):
+    """SafeLoader whose implicit scalar resolution follows the YAML 1.2 core schema."""
+
+    yaml_implicit_resolvers = {}  # noqa: RUF012 - PyYAML's class-level registry, filled below
+
+
+def _resolver(tag: str, pattern: str, first: list[str]) -> None:
+    _CoreLoader.add_implicit_resolver(tag, re.compile(pattern), first)
+
+
+_resolver(_BOOL, r"^(?:true|True|TRUE|false|False|FALSE)$", list("tTfF"))
+_resolver(_INT, r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", list("-+0123456789"))
+_resolver(
+    _FLOAT,
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+    list("-+.0123456789"),
+)
+_resolver(_NULL, r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""])
+_resolver(_MERGE, r"^(?:<<)$", ["<"])
+
+
+def scalar(text: str) -> Any:
+    """Type one plain scalar the way a manifest would (used by `--set k=v`)."""
+    for tag, regexp in _CoreLoader.yaml_implicit_resolvers.get(text[:1] if text else "", []):
+        if regexp.match(text):
+            return _typed(tag, text)
+    return text
+
+
+def _typed(tag: str, value: str) -> Any:
+    if tag == _STR:
+        return value
+    if tag == _NULL:
+        return None
+    if tag == _BOOL:
+        return value.lower() == "true"
+    if tag == _INT:
+        if value.startswith(("0o", "0x")):
+            return int(value, 0)
+        return int(value, 10)
+    if tag == _FLOAT:
+        low = value.lower()
+        if low.endswith("inf"):
+            return -math.inf if low.startswith("-") else math.inf
+        if low == ".nan":
+            return math.nan
+        return float(value)
+    return value
+
+
+class YamlError(Exception):
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+@dataclass
+class Document:
+    """One YAML document: its plain data and the source line of every path in it."""
+
+    file: str
+    line: int
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path_) -> int:
+        """The line of `path`, or of its nearest ancestor that has one."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.line
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.lines: dict[Path_, int] = {}
+        self.count = 0
+
+    def fail(self, node: Node, message: str) -> YamlError:
+        return YamlError(Problem(self.file, node.start_mark.line + 1, message))
+
+    def build(self, node: Node, path: Path_) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self.fail(node, f"document expands to more than {MAX_NODES} nodes (YAML alias bomb?)")
+        if isinstance(node, ScalarNode):
+            if node.tag.startswith("tag:yaml.org,2002:") and node.tag not in (_STR, _INT, _FLOAT, _BOOL, _NULL):
+                raise self.fail(node, f"unsupported YAML tag {node.tag}")
+            if not node.tag.startswith("tag:yaml.org,2002:"):
+                raise self.fail(node, f"unsupported YAML tag {node.tag}")
+            try:
+                return _typed(node.tag, node.value)
+            except ValueError:
+                raise self.fail(node, f"not a valid {node.tag.rsplit(':', 1)[-1]}: {node.value!r}") from None
+        if isinstance(node, SequenceNode):
+            out = []
+            for i, item in enumerate(node.value):
+                self.lines.setdefault((*path, i), item.start_mark.line + 1)
+                out.append(self.build(item, (*path, i)))
+            return out
+        if isinstance(node, MappingNode):
+            return self.mapping(node, path)
+        raise self.fail(node, "unsupported YAML node")
+
+    def mapping(self, node: MappingNode, path: Path_) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        seen: dict[str, int] = {}
+        merged: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                for source in value_node.value if isinstance(value_node, SequenceNode) else [value_node]:
+                    value = self.build(source, path)
+                    if not isinstance(value, dict):
+                        raise self.fail(value_node, "a merge key (<<) takes a mapping or a list of mappings")
+                    for k, v in value.items():
+                        merged.setdefault(k, v)
+                continue
+            if not isinstance(key_node, ScalarNode):
+                raise self.fail(key_node, "mapping keys must be scalars")
+            key = key_node.value
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise self.fail(key_node, f"duplicate key {key!r} (first at line {seen[key]})")
+            seen[key] = line
+            self.lines[(*path, key)] = line
+            out[key] = self.build(value_node, (*path, key))
+        for k, v in merged.items():
+            out.setdefault(k, v)
+        return out
+
+
+def parse_documents(text: str, file: str) -> Iterator[Document]:
+    """Parse every document of a YAML stream; raises YamlError with the file and line."""
+    loader = _CoreLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            builder = _Builder(file)
+            data = builder.build(node, ())
+            yield Document(file, node.start_mark.line + 1, data, builder.lines)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise YamlError(Problem(file, line, f"invalid YAML: {exc.problem or exc.context}")) from None
+    except yaml.YAMLError as exc:
+        raise YamlError(Problem(file, None, f"invalid YAML: {exc}")) from None
+    finally:
+        loader.dispose()
