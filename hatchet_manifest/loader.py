@@ -74,10 +74,10 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> Path_:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if (isinstance(node, dict) and part in node) or (
-            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
-        ):
+        if isinstance(node, dict) and part in node:
             node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[int(part)]
         else:
             break
         path.append(part)
