@@ -1,0 +1,73 @@
+"""hatchet_client: a Hatchet client with the SDK docs' trigger API, built for launching millions of runs.
+
+from hatchet_client import Hatchet, ClientConfig
+
+hatchet = Hatchet()  # settings from HATCHET_CLIENT_* (see hatchet_client.config)
+ref = hatchet.client.admin.run_workflow("ManualTriggerWorkflow", {"test": "test"},
+                                        options={"additional_metadata": {"hello": "moon"}})
+refs = hatchet.admin.run_workflows([{"workflow_name": "BulkParent", "input": {"n": 1}}])
+for outcome in hatchet.admin.submit((key, run) for key, run in pairs): ...   # one outcome per chunk
+"""
+
+from hatchet_client.admin import AdminClient
+from hatchet_client.client import Hatchet
+from hatchet_client.config import ClientConfig, TLSSettings
+from hatchet_client.errors import (
+    BulkSubmitError,
+    BulkSubmitInterrupted,
+    ConfigError,
+    HatchetClientError,
+    ListRunsError,
+    ResultTimeoutError,
+    RpcError,
+    RunFailedError,
+    RunResultError,
+    RunValidationError,
+    SubmissionStopped,
+    TokenError,
+)
+from hatchet_client.pipeline import Submission
+from hatchet_client.runs import RunDetails, RunRow, TaskDetails, WorkflowRunRef, list_run_ids, list_runs
+from hatchet_client.token import TokenClaims, decode_token
+from hatchet_client.types import (
+    Chunk,
+    ChunkOutcome,
+    ChunkState,
+    DesiredWorkerLabel,
+    TriggerWorkflowOptions,
+    WorkflowRun,
+)
+
+__all__ = [
+    "AdminClient",
+    "BulkSubmitError",
+    "BulkSubmitInterrupted",
+    "Chunk",
+    "ChunkOutcome",
+    "ChunkState",
+    "ClientConfig",
+    "ConfigError",
+    "DesiredWorkerLabel",
+    "Hatchet",
+    "HatchetClientError",
+    "ListRunsError",
+    "ResultTimeoutError",
+    "RpcError",
+    "RunDetails",
+    "RunFailedError",
+    "RunResultError",
+    "RunRow",
+    "RunValidationError",
+    "Submission",
+    "SubmissionStopped",
+    "TLSSettings",
+    "TaskDetails",
+    "TokenClaims",
+    "TokenError",
+    "TriggerWorkflowOptions",
+    "WorkflowRun",
+    "WorkflowRunRef",
+    "decode_token",
+    "list_run_ids",
+    "list_runs",
+]

@@ -1,0 +1,326 @@
+"""AdminClient: trigger runs (one, a list, or a lazy stream of millions) and read their details.
+
+`run_workflow` and `run_workflows` reproduce the SDK docs' API; `submit` is the lower-level bulk interface that
+yields one outcome per chunk (see hatchet_client.pipeline for the chunking, in-flight and failure rules).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar, cast
+
+import grpc
+
+from hatchet_client._proto import workflows_pb2
+from hatchet_client._proto.v1 import admin_pb2
+from hatchet_client.channel import auth_metadata, open_channel
+from hatchet_client.config import ClientConfig
+from hatchet_client.encode import RunEncoder
+from hatchet_client.errors import BulkSubmitError, BulkSubmitInterrupted, RpcError, SubmissionStopped
+from hatchet_client.pipeline import MAX_BATCH_SIZE, CallFuture, Submission, classify
+from hatchet_client.runs import RunDetails, TaskDetails, WorkflowRunRef
+from hatchet_client.types import Chunk, ChunkOutcome, TriggerWorkflowOptions, WorkflowRun
+
+T = TypeVar("T")
+
+BULK_METHOD = "/WorkflowService/BulkTriggerWorkflow"
+TRIGGER_METHOD = "/WorkflowService/TriggerWorkflow"
+DETAILS_METHOD = "/v1.AdminService/GetRunDetails"
+
+
+def _run_ids(data: bytes) -> tuple[str, ...]:
+    return tuple(workflows_pb2.BulkTriggerWorkflowResponse.FromString(data).workflow_run_ids)
+
+
+def _run_id(data: bytes) -> str:
+    run_id: str = workflows_pb2.TriggerWorkflowResponse.FromString(data).workflow_run_id
+    return run_id
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class AdminClient:
+    """Triggers runs over one gRPC channel, opened on first use. Thread-safe."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._channel: grpc.Channel | None = None
+        self._metadata = auth_metadata(config)
+        self._encoder = RunEncoder(config.namespace, config.grpc_max_send_message_length)
+        self._connected = False
+
+    # -- the docs' API -----------------------------------------------------------------------------------
+
+    def run_workflow(
+        self,
+        workflow_name: str,
+        input: Mapping[str, Any],
+        options: TriggerWorkflowOptions | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> WorkflowRunRef:
+        """Trigger one run (TriggerWorkflow). Raises RunValidationError before sending an invalid run, and
+        RpcError when the call fails (`applied` False: known not created; None: may have been created).
+        Nothing is retried except waiting for a connection before the call."""
+        run: dict[str, Any] = {"workflow_name": workflow_name, "input": input}
+        if options is not None:
+            run["options"] = options
+        with self._lock:
+            payload = self._encoder.encode_request(run, 0)
+        self._ensure_connected()
+        call = self._unary(TRIGGER_METHOD, _run_id)
+        try:
+            run_id: str = call(payload, timeout=self._timeout(timeout), metadata=self._metadata)
+        except grpc.RpcError as exc:
+            error = _rpc_error("TriggerWorkflow", exc)
+            if error.code == "UNAVAILABLE":
+                self._connected = False
+            raise error from None
+        return WorkflowRunRef(run_id, self)
+
+    def run_workflows(
+        self,
+        workflow_runs: Iterable[WorkflowRun],
+        *,
+        batch_size: int = MAX_BATCH_SIZE,
+        concurrency: int = 2,
+        timeout: float | None = None,
+    ) -> list[WorkflowRunRef]:
+        """Trigger many runs in bulk; returns their refs in input order.
+
+        A list (any Sequence) is validated whole before anything is sent: one invalid run raises
+        RunValidationError and nothing is sent. Any other iterable is consumed lazily, chunk by chunk; an invalid
+        run then stops the submission and raises BulkSubmitError (runs already submitted are in it, the
+        validation error is its __cause__). An empty input sends nothing and returns [].
+        On any failed or unknown chunk, raises BulkSubmitError carrying the run ids of every chunk that
+        succeeded (by input index) and the indices that failed, have an unknown fate, or were not sent."""
+        if isinstance(workflow_runs, Sequence):
+            encoder = self._new_encoder()
+            encoded = [encoder.encode_item(run, i) for i, run in enumerate(workflow_runs)]
+            items: Iterator[tuple[int, bytes]] = enumerate(encoded)
+            total: int | None = len(encoded)
+        else:
+            total = None
+            items = self._encoded(((i, run) for i, run in enumerate(workflow_runs)), self._new_encoder())
+        submission = self._submission(items, batch_size=batch_size, concurrency=concurrency, timeout=timeout)
+        by_chunk: dict[int, ChunkOutcome[int]] = {}
+        stop: BaseException | None = None
+        try:
+            for outcome in submission:
+                by_chunk[outcome.seq] = outcome
+        except KeyboardInterrupt as interrupt:
+            for outcome in submission.close():
+                by_chunk[outcome.seq] = outcome
+            try:
+                self._refs_or_raise(by_chunk, total, interrupt)
+            except BulkSubmitError as partial:
+                raise BulkSubmitInterrupted(partial) from interrupt
+            raise
+        except Exception as exc:  # noqa: BLE001 - SubmissionStopped, an invalid run, or the caller's iterable failing: reported with what was submitted
+            stop = exc
+        return self._refs_or_raise(by_chunk, total, stop)
+
+    # -- the lower-level bulk interface ------------------------------------------------------------------
+
+    def submit(
+        self,
+        runs: Iterable[tuple[T, WorkflowRun]],
+        *,
+        batch_size: int = MAX_BATCH_SIZE,
+        concurrency: int = 2,
+        before_send: Callable[[Chunk[T]], object] | None = None,
+        timeout: float | None = None,
+        stop_on_unknown: bool = False,
+    ) -> Submission[T]:
+        """Submit `(tag, run)` pairs lazily; iterate the result for one ChunkOutcome per chunk, in order of
+        completion. `before_send(chunk)` runs synchronously before each call starts (record the chunk as
+        pending there). `timeout`: per-call deadline in seconds (default: the config's call_timeout, else none);
+        an expired deadline is an "unknown" outcome. `stop_on_unknown`: stop sending after the first unknown
+        outcome (SubmissionStopped). See hatchet_client.pipeline for the rules, Ctrl-C and close()."""
+        items = self._encoded(((tag, run) for tag, run in runs), self._new_encoder())
+        return self._submission(
+            items,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            before_send=before_send,
+            timeout=timeout,
+            stop_on_unknown=stop_on_unknown,
+        )
+
+    def check(self, run: WorkflowRun, index: int = 0, tag: object = None) -> int:
+        """Validate one run as `submit` would; returns its encoded size in bytes. Raises RunValidationError."""
+        with self._lock:
+            return len(self._encoder.encode_item(run, index, tag))
+
+    # -- runs --------------------------------------------------------------------------------------------
+
+    def get_workflow_run(self, workflow_run_id: str) -> WorkflowRunRef:
+        return WorkflowRunRef(workflow_run_id, self)
+
+    def get_run_details(self, run_id: str, timeout: float | None = None) -> RunDetails:
+        """One GetRunDetails call. Raises RpcError (e.g. code NOT_FOUND)."""
+        call = self._unary(DETAILS_METHOD, admin_pb2.GetRunDetailsResponse.FromString)
+        request = admin_pb2.GetRunDetailsRequest(external_id=run_id).SerializeToString()
+        try:
+            response = call(request, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _rpc_error("GetRunDetails", exc) from None
+        return _details(run_id, response)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
+                self._connected = False
+
+    # -- internals ---------------------------------------------------------------------------------------
+
+    def _new_encoder(self) -> RunEncoder:
+        return RunEncoder(self.config.namespace, self.config.grpc_max_send_message_length)
+
+    @staticmethod
+    def _encoded(pairs: Iterator[tuple[T, WorkflowRun]], encoder: RunEncoder) -> Iterator[tuple[T, bytes]]:
+        encode = encoder.encode_item
+        for index, (tag, run) in enumerate(pairs):
+            yield tag, encode(run, index, tag)
+
+    def _submission(
+        self,
+        items: Iterator[tuple[T, bytes]],
+        *,
+        batch_size: int,
+        concurrency: int,
+        timeout: float | None,
+        before_send: Callable[[Chunk[T]], object] | None = None,
+        stop_on_unknown: bool = False,
+    ) -> Submission[T]:
+        return Submission(
+            _Transport(self),
+            items,
+            max_send=self.config.grpc_max_send_message_length,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            before_send=before_send,
+            timeout=self._timeout(timeout),
+            connect_timeout=self.config.connect_timeout,
+            stop_on_unknown=stop_on_unknown,
+        )
+
+    def _timeout(self, timeout: float | None) -> float | None:
+        return self.config.call_timeout if timeout is None else timeout
+
+    def _get_channel(self) -> grpc.Channel:
+        with self._lock:
+            if self._channel is None:
+                self._channel = open_channel(self.config)
+            return self._channel
+
+    def _unary(self, method: str, deserializer: Callable[[bytes], Any]) -> Any:
+        return self._get_channel().unary_unary(  # type: ignore[call-arg]
+            method, request_serializer=_identity, response_deserializer=deserializer, _registered_method=True
+        )
+
+    def _wait_ready(self, timeout: float) -> bool:
+        try:
+            grpc.channel_ready_future(self._get_channel()).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            return False
+        self._connected = True
+        return True
+
+    def _ensure_connected(self) -> None:
+        if not self._connected and not self._wait_ready(self.config.connect_timeout):
+            raise RpcError(
+                f"cannot connect to {self.config.host_port} within {self.config.connect_timeout:g}s; nothing was sent",
+                code="UNAVAILABLE",
+                applied=False,
+            )
+
+    def _refs_or_raise(
+        self, by_chunk: dict[int, ChunkOutcome[int]], total: int | None, stop: BaseException | None
+    ) -> list[WorkflowRunRef]:
+        outcomes = [by_chunk[seq] for seq in sorted(by_chunk)]
+        if stop is None and all(o.state == "submitted" for o in outcomes):
+            return [WorkflowRunRef(run_id, self) for o in outcomes for run_id in o.run_ids]
+        run_ids: dict[int, str] = {}
+        failed: list[int] = []
+        unknown: list[int] = []
+        errors: list[str] = []
+        for o in outcomes:
+            if o.state == "submitted":
+                run_ids.update(zip(o.tags, o.run_ids, strict=True))
+                continue
+            (failed if o.state == "failed" else unknown).extend(o.tags)
+            errors.append(f"runs {o.chunk.first_index}..{o.chunk.first_index + len(o.chunk) - 1}: {o.code}: {o.error}")
+        if stop is not None and not isinstance(stop, (SubmissionStopped, KeyboardInterrupt)):
+            errors.append(str(stop))
+        covered = sum(len(o.chunk) for o in outcomes)
+        not_sent = stop is not None and (total is None or covered < total)
+        raise BulkSubmitError(
+            run_ids=run_ids,
+            failed=failed,
+            unknown=unknown,
+            not_sent_from=covered if not_sent else None,
+            errors=errors,
+        ) from stop
+
+
+class _Transport:
+    """The pipeline's view of the channel: bulk calls on pre-serialized bytes, and waiting for READY."""
+
+    def __init__(self, admin: AdminClient) -> None:
+        self._admin = admin
+        self._call = admin._unary(BULK_METHOD, _run_ids)
+        self._metadata = admin._metadata
+
+    def bulk_call(self, payload: bytes, timeout: float | None) -> CallFuture:
+        return cast(CallFuture, self._call.future(payload, timeout=timeout, metadata=self._metadata))
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self._admin._wait_ready(timeout)
+
+
+def _rpc_error(what: str, exc: grpc.RpcError) -> RpcError:
+    code = exc.code().name if isinstance(exc, grpc.Call) else "UNKNOWN"
+    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+    state, _ = classify(code)
+    applied: Literal[False] | None = False if state == "failed" else None
+    fate = "nothing was applied" if applied is False else "the engine may have applied it"
+    return RpcError(f"{what} failed: {code}: {details} ({fate})", code=code, applied=applied)
+
+
+def _json_or_text(data: bytes) -> Any:
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return data.decode(errors="replace")
+
+
+def _details(run_id: str, response: Any) -> RunDetails:
+    status_name = admin_pb2.RunStatus.Name
+    tasks = {
+        name: TaskDetails(
+            readable_id=task.readable_id or name,
+            task_run_id=task.external_id,
+            status=status_name(task.status),
+            error=task.error if task.HasField("error") else None,
+            output=_json_or_text(task.output) if task.HasField("output") else None,
+        )
+        for name, task in response.task_runs.items()
+    }
+    return RunDetails(
+        run_id=run_id,
+        status=status_name(response.status),
+        done=response.done,
+        input=_json_or_text(response.input),
+        additional_metadata=_json_or_text(response.additional_metadata),
+        tasks=tasks,
+    )

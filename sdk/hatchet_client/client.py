@@ -1,0 +1,62 @@
+"""Hatchet: the entry point, shaped like the official SDK's (`hatchet.admin`, `hatchet.client.admin`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal
+
+from hatchet_client.admin import AdminClient
+from hatchet_client.config import ClientConfig
+from hatchet_client.runs import RunRow, list_run_ids, list_runs
+
+
+class Hatchet:
+    """`Hatchet()` reads its settings from the environment; `Hatchet(config)` or `Hatchet(token=..., ...)` takes
+    them explicitly (keyword arguments are ClientConfig's). `admin` and `client.admin` are the same AdminClient.
+    Close it (or use it as a context manager) to release the gRPC channel."""
+
+    def __init__(self, config: ClientConfig | None = None, **settings: Any) -> None:
+        if config is not None and settings:
+            raise TypeError("pass either a ClientConfig or settings as keyword arguments, not both")
+        self.config = config if config is not None else ClientConfig(**settings)
+        self.admin = AdminClient(self.config)
+
+    @property
+    def client(self) -> Hatchet:
+        """The official 0.x SDK's `hatchet.client` (so that `hatchet.client.admin` works)."""
+        return self
+
+    def list_runs(
+        self,
+        metadata: Mapping[str, str],
+        operator: Literal["AND", "OR"] = "AND",
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> Iterator[RunRow]:
+        """hatchet_client.runs.list_runs with this client's server_url, tenant and token."""
+        c = self.config
+        return list_runs(c.server_url, c.tenant_id, c.token, metadata, operator, since=since, until=until, limit=limit)
+
+    def list_run_ids(
+        self, metadata: Mapping[str, str], operator: Literal["AND", "OR"] = "AND", *, since: datetime
+    ) -> list[str]:
+        c = self.config
+        return list_run_ids(c.server_url, c.tenant_id, c.token, metadata, operator, since=since)
+
+    def close(self) -> None:
+        self.admin.close()
+
+    def __enter__(self) -> Hatchet:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Hatchet({self.config!r})"
