@@ -11,17 +11,31 @@ import yaml
 FORMATS = ("yaml", "json", "jsonl", "table")
 
 
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_INDENTED = json.JSONEncoder(ensure_ascii=False, indent=2)
+
+
 def _json(obj: Any, indent: int | None = None) -> str:
-    return json.dumps(obj, ensure_ascii=False, indent=indent, separators=None if indent else (",", ":"))
+    return (_INDENTED if indent else _COMPACT).encode(obj)
 
 
 def write_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO, columns: list[str] | None = None) -> int:
     """Stream records in `fmt`; returns how many were written. `json` is one list; `yaml` a list of items."""
     count = 0
     if fmt == "jsonl":
-        for rec in records:
-            out.write(_json(rec) + "\n")
-            count += 1
+        encode = _COMPACT.encode
+        batch: list[str] = []
+        try:
+            for rec in records:
+                batch.append(encode(rec))
+                if len(batch) == 512:
+                    out.write("\n".join(batch) + "\n")
+                    count += len(batch)
+                    batch.clear()
+        finally:  # what was rendered before an error is still written
+            if batch:
+                out.write("\n".join(batch) + "\n")
+                count += len(batch)
     elif fmt == "json":
         out.write("[")
         for count, rec in enumerate(records, 1):

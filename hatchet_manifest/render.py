@@ -28,6 +28,7 @@ from hatchet_manifest.compile import (
     template_lineno,
 )
 from hatchet_manifest.errors import ManifestError, Problem
+from hatchet_manifest.keyset import KeySet
 from hatchet_manifest.loader import LoadedManifest, pydantic_problems
 from hatchet_manifest.model import RunEntry, TemplateItem
 from hatchet_manifest.template import REVEAL_VAR, Environment
@@ -45,6 +46,7 @@ from hatchet_manifest.values import Values, merge
 from hatchet_manifest.yamlsafe import Document, YamlError, parse_documents
 
 MAX_TEMPLATE_BYTES = 16 << 20
+KEY_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -377,17 +379,29 @@ class Renderer:
         """Stream every valid run; raises ManifestError after the last one if any run had problems."""
         self.prepare()
         assert self._entries is not None
-        seen: set[int] = set()
-        for entry in self._entries:
-            produced = self._template_runs(entry) if isinstance(entry, _TemplateEntry) else self._entry_runs(entry)
-            for run in produced:
-                h = hash(run.key)
-                if h in seen:
-                    self._fail(entry, run.where, "key", f"duplicate key {run.key!r}" + _dup_hint(entry), ("key",))
-                    continue
-                seen.add(h)
-                yield run
+        keys = KeySet()
+        batch: list[tuple[_Entry | _TemplateEntry, RenderedRun]] = []
+        try:
+            for entry in self._entries:
+                produced = self._template_runs(entry) if isinstance(entry, _TemplateEntry) else self._entry_runs(entry)
+                for run in produced:
+                    batch.append((entry, run))
+                    if len(batch) == KEY_BATCH:
+                        yield from self._unique(keys, batch)
+                        batch.clear()
+            yield from self._unique(keys, batch)
+        finally:
+            keys.close()
         self._raise_if_problems()
+
+    def _unique(self, keys: KeySet, batch: list[tuple[_Entry | _TemplateEntry, RenderedRun]]) -> Iterator[RenderedRun]:
+        """The runs of a batch whose keys were not seen before (duplicates become problems)."""
+        dups = set(keys.add_batch([run.key for _, run in batch]))
+        for i, (entry, run) in enumerate(batch):
+            if i in dups:
+                self._fail(entry, run.where, "key", f"duplicate key {run.key!r}" + _dup_hint(entry), ("key",))
+            else:
+                yield run
 
     def _entry_runs(self, entry: _Entry) -> Iterator[RenderedRun]:
         program = entry.program
@@ -447,9 +461,11 @@ class Renderer:
         if not isinstance(data, dict):
             self._fail(entry, where, "input", f"must be an object, got {describe(data)}", ("input",))
             raise _Skip()
-        for path, message in check_json(data, "input"):
-            self._fail(entry, where, path, message, ("input", *path.split(".")[1:2]))
-            bad = True
+        small = _small_flat_json(data, self.limits.max_request_bytes)
+        if not small:
+            for path, message in check_json(data, "input"):
+                self._fail(entry, where, path, message, ("input", *path.split(".")[1:2]))
+                bad = True
         metadata = self._metadata(entry, raw_metadata, where)
         priority, error = check_priority(entry.priority.build(values))
         if error:
@@ -458,7 +474,7 @@ class Renderer:
         if bad or metadata is None:
             raise _Skip()
         key = self._key(entry, values, workflow, data, metadata, where)
-        self._check_size_and_schema(entry, where, workflow, data, metadata)
+        self._check_size_and_schema(entry, where, workflow, data, metadata, small)
         return RenderedRun(
             key, workflow, data, metadata, priority, entry.manifest.name, entry.manifest.file, entry.line, where
         )
@@ -468,6 +484,18 @@ class Renderer:
             self._fail(entry, where, "options.additional_metadata", f"must be an object, got {describe(raw)}")
             return None
         out: dict[str, str] = {}
+        for k, v in raw.items():  # fast path: string keys, string or int values
+            if type(k) is not str or "\x00" in k:
+                break
+            if type(v) is str and "\x00" not in v:
+                out[k] = v
+            elif type(v) is int:
+                out[k] = str(v)
+            else:
+                break
+        else:
+            return out
+        out.clear()
         ok = True
         for k, v in raw.items():
             text = metadata_value(v)
@@ -501,7 +529,7 @@ class Renderer:
         key = entry.key.build(values)
         if isinstance(key, int) and not isinstance(key, bool):
             key = str(key)
-        if not isinstance(key, str) or not key.strip() or len(key) > 512 or any(ord(c) < 32 for c in key):
+        if not isinstance(key, str) or not key.strip() or len(key) > 512 or not key.isprintable():
             self._fail(
                 entry,
                 where,
@@ -513,9 +541,15 @@ class Renderer:
         return key
 
     def _check_size_and_schema(
-        self, entry: _Entry | _TemplateEntry, where: str, workflow: str, data: dict[str, Any], metadata: dict[str, str]
+        self,
+        entry: _Entry | _TemplateEntry,
+        where: str,
+        workflow: str,
+        data: dict[str, Any],
+        metadata: dict[str, str],
+        small: bool = False,
     ) -> None:
-        if _may_be_large(data, self.limits.max_request_bytes):
+        if not small and _may_be_large(data, self.limits.max_request_bytes):
             size = request_size(
                 workflow, json.dumps(data, ensure_ascii=False), json.dumps(metadata, ensure_ascii=False)
             )
@@ -602,8 +636,27 @@ def _info(path: str, line: int) -> LeafInfo:
     return LeafInfo(path, line, "")
 
 
+def _small_flat_json(data: dict[str, Any], limit: int) -> bool:
+    """True when `data` is surely valid and small: string keys, int/bool/None or NUL-free string values."""
+    budget = limit // 6 - 2
+    for k, v in data.items():
+        if type(k) is not str or "\x00" in k:
+            return False
+        t = type(v)
+        if t is str:
+            if "\x00" in v:
+                return False
+            budget -= len(v) + len(k) + 4
+        elif (t is int and -(1 << 63) <= v < (1 << 64)) or t is bool or v is None:
+            budget -= len(k) + 8
+        else:
+            return False
+    return budget > 0
+
+
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    t = type(value)
+    text = str(value) if t is int or t is str else json.dumps(value, default=str)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -629,8 +682,10 @@ def _may_be_large(value: Any, limit: int) -> bool:
         elif isinstance(v, list):
             budget -= len(v) + 2
             stack.extend(v)
+        elif type(v) is int and not -(10**20) < v < 10**20:
+            budget -= len(str(v))
         else:
-            budget -= 4  # numbers are at most ~24 bytes; 6 * 4 covers them
+            budget -= 4  # other numbers are at most ~24 bytes; 6 * 4 covers them
         if budget < 0:
             return True
     return False

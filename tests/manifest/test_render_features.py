@@ -342,3 +342,21 @@ runs:
         "months": ["2025-11-01", "2025-12-01", "2026-01-01", "2026-02-01"],
         "back": "2026-02-28",
     }
+
+
+def test_duplicate_keys_are_found_across_batches(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+metadata: {name: dups}
+runs:
+  - workflow_name: W
+    for_each: "{{ range(3000) }}"
+    key: "k-{{ item % 2500 }}"
+""",
+    )
+    with pytest.raises(hm.ManifestError) as info:
+        runs(path)
+    assert len(info.value.problems) == 100 + 1  # capped, then "... and N more"
+    assert str(info.value.problems[0]) == f"{path}:8: runs[0] (item=2500): key: duplicate key 'k-0'"
+    assert str(info.value.problems[-1]) == "... and 400 more problems"
