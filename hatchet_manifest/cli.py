@@ -13,6 +13,8 @@ Exit codes:
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 import click
@@ -26,10 +28,14 @@ COMMANDS = {
     "render": "render",
     "schema": "schema",
     "engine": "engine",
+    "diff": "diff",
+    "apply": "apply",
+    "ledger": "ledger",
 }
 
 EXIT_INTERNAL = 4
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 
 class ManifestGroup(click.Group):
@@ -60,6 +66,10 @@ class ManifestGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:  # `... | head`: the reader left; stop quietly like other Unix tools
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(EXIT_BROKEN_PIPE)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:  # the one place an unexpected error becomes a message

@@ -37,5 +37,16 @@ class KeySet:
         self.count += len(rows) - len(dups)
         return dups
 
+
+    def contains_batch(self, keys: Sequence[str]) -> list[bool]:
+        """Whether each key was added (up to a hash collision, see the module docstring)."""
+        hashes = [hash(k) for k in keys]
+        found: set[int] = set()
+        for start in range(0, len(hashes), 500):
+            part = hashes[start : start + 500]
+            marks = ",".join("?" * len(part))
+            found.update(h for (h,) in self._db.execute(f"SELECT h FROM k WHERE h IN ({marks})", part))
+        return [h in found for h in hashes]
+
     def close(self) -> None:
         self._db.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
 import yaml
@@ -95,3 +97,78 @@ def run_row(d: dict[str, Any]) -> dict[str, Any]:
         "metadata": options["additional_metadata"],
         "priority": options.get("priority", ""),
     }
+
+
+# -- plans ---------------------------------------------------------------------------------------------------
+
+_COLORS = {"create": "32", "changed": "33", "removed": "31", "unknown": "35", "unchanged": "2"}
+
+
+def use_color(stream: TextIO) -> bool:
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
+def plan_line(record: dict[str, Any], color: bool) -> str:
+    from hatchet_manifest.plan import SYMBOLS
+
+    action = record["action"]
+    text = f"{SYMBOLS[action]} {record['key']}  {record.get('workflow_name') or ''}"
+    if action in ("create", "changed") and record.get("input") is not None:
+        text += f"  {_cell(record['input'], 80)}"
+    if action == "changed":
+        text += "  (same key, new content)"
+    elif action == "removed":
+        text += "  (removed from the manifests" + (f"; run {record['run_id']}" if record.get("run_id") else "") + ")"
+    elif action == "unknown":
+        text += "  (fate unknown: not confirmed and not found in the engine)"
+    elif record.get("run_id"):
+        text += f"  (run {record['run_id']})"
+    return f"\x1b[{_COLORS[action]}m{text}\x1b[0m" if color else text
+
+
+def write_plan_text(records: Iterable[dict[str, Any]], out: TextIO, show_unchanged: bool = False) -> None:
+    color = use_color(out)
+    for rec in records:
+        if rec["action"] == "unchanged" and not show_unchanged:
+            continue
+        out.write(plan_line(rec, color) + "\n")
+
+
+def write_plan_json(records: Iterable[dict[str, Any]], out: TextIO, head: dict[str, Any], tail: Callable[[], dict[str, Any]]) -> None:
+    """{...head, "runs": [...], ...tail()}: streamed, tail computed after the runs."""
+    out.write(_COMPACT.encode(head)[:-1] + ',"runs":[')
+    first = True
+    for rec in records:
+        out.write(("" if first else ",") + "\n" + _COMPACT.encode(rec))
+        first = False
+    out.write("\n]," + _COMPACT.encode(tail())[1:] + "\n")
+
+
+class ProgressBar:
+    """Progress on stderr: a live line on a terminal, a line every few seconds otherwise (CI logs)."""
+
+    def __init__(self, total: int, stream: TextIO, every: float = 5.0) -> None:
+        self.total = total
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every = 0.2 if self.tty else every
+        self.started = time.monotonic()
+        self._last = self.started
+
+    def update(self, done: int, failed: int = 0, unknown: int = 0, final: bool = False) -> None:
+        now = time.monotonic()
+        if not final and now - self._last < self.every:
+            return
+        self._last = now
+        elapsed = max(now - self.started, 1e-9)
+        rate = done / elapsed
+        eta = (self.total - done) / rate if rate > 0 else 0.0
+        pct = 100.0 * done / self.total if self.total else 100.0
+        line = f"submitted {done}/{self.total} ({pct:.0f}%)  {rate:,.0f} runs/s  ETA {eta:.0f}s"
+        if failed or unknown:
+            line += f"  failed {failed}  unknown {unknown}"
+        if self.tty:
+            self.stream.write("\r\x1b[K" + line + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()

@@ -1,0 +1,219 @@
+"""The apply executor: planned runs -> chunks -> client -> ledger, write-ahead.
+
+Before a chunk is sent its runs are recorded `pending`; its outcome (`submitted` with run ids, `failed`,
+`unknown`) is recorded as soon as it is known. A crash at any moment therefore leaves every run either
+confirmed, failed (never applied), or pending/unknown, which the next apply reconciles against the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from hatchet_client import AdminClient, ChunkOutcome, WorkflowRun
+from hatchet_client.errors import HatchetClientError
+
+from hatchet_manifest.errors import HatchetManifestError
+from hatchet_manifest.ledger import Ledger, PendingRow, Target
+from hatchet_manifest.plan import PlannedRun
+
+STAMP_KEY = "hatchet-manifest/key"
+STAMP_MANIFEST = "hatchet-manifest/manifest"
+CRASH_ENV = "HATCHET_MANIFEST_CRASH_AT"  # test hook: "<point>:<chunk seq>", e.g. "after-pending:3"
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
+
+
+class Tag(NamedTuple):
+    key: str
+    digest: str
+    manifest: str
+    file: str
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    batch_size: int = 1000
+    concurrency: int = 2
+    stamp: bool = True
+    resubmit_changed: bool = False
+    resubmit_unknown: bool = False
+    call_timeout: float | None = 120.0  # an expired deadline is an "unknown" outcome, never a resend
+    interrupt_wait: float = 10.0  # on Ctrl-C, how long to wait for calls in flight before calling them unknown
+
+
+@dataclass
+class Progress:
+    planned: int = 0  # planned runs consumed so far
+    sent: int = 0
+    submitted: int = 0
+    failed: int = 0
+    unknown: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class ApplyResult:
+    counts: dict[str, int] = field(default_factory=dict)  # plan actions seen
+    submitted: int = 0
+    failed: int = 0
+    unknown: int = 0
+    skipped_changed: int = 0
+    skipped_unknown: int = 0
+    failed_keys: list[str] = field(default_factory=list)
+    unknown_keys: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if not self.failed and not self.unknown and not self.errors:
+            return EXIT_OK
+        if self.submitted or self.unknown:
+            return EXIT_PARTIAL
+        return EXIT_ERROR
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.counts,
+            "submitted": self.submitted,
+            "failed": self.failed,
+            "unknown": self.unknown,
+            "skipped_changed": self.skipped_changed,
+            "skipped_unknown": self.skipped_unknown,
+            "failed_keys": self.failed_keys,
+            "unknown_keys": self.unknown_keys,
+            "errors": self.errors,
+            "interrupted": self.interrupted,
+            "seconds": round(self.seconds, 3),
+            "exit_code": self.exit_code,
+        }
+
+
+KEEP_KEYS = 1000  # keys listed in a result, per kind
+
+
+def _crash_point() -> tuple[str, int] | None:
+    raw = os.environ.get(CRASH_ENV)
+    if not raw:
+        return None
+    point, _, seq = raw.partition(":")
+    return point, int(seq or 0)
+
+
+def select(planned: Iterable[PlannedRun], options: ApplyOptions, result: ApplyResult) -> Iterator[tuple[Tag, WorkflowRun]]:
+    """The runs to send (create; changed/unknown when asked), stamped, with real secrets; counts the plan."""
+    counts = result.counts
+    for p in planned:
+        counts[p.action] = counts.get(p.action, 0) + 1
+        send = (
+            p.action == "create"
+            or (p.action == "changed" and options.resubmit_changed)
+            or (p.action == "unknown" and options.resubmit_unknown)
+        )
+        if p.action == "changed" and not send:
+            result.skipped_changed += 1
+        if p.action == "unknown" and not send:
+            result.skipped_unknown += 1
+        if not send or p.run is None:
+            continue
+        run = p.run.workflow_run(reveal=True)
+        if options.stamp:
+            metadata = {**run["options"]["additional_metadata"], STAMP_KEY: p.key, STAMP_MANIFEST: p.run.manifest}
+            run["options"] = {**run["options"], "additional_metadata": metadata}
+        yield Tag(p.key, p.digest, p.run.manifest, p.run.file), run  # type: ignore[misc]
+
+
+class Executor:
+    """Sends the `create` runs of a plan (and `changed`/`unknown` ones when asked), recording every step."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        target: Target,
+        admin: AdminClient,
+        options: ApplyOptions | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.target = target
+        self.admin = admin
+        self.options = options or ApplyOptions()
+        self.on_progress = on_progress
+        self.progress = Progress()
+        self.result = ApplyResult()
+        self._crash = _crash_point()
+        self._recorded: set[int] = set()
+
+    def _before_send(self, chunk: Any) -> None:
+        self.ledger.record_pending(self.target, [PendingRow(t.key, t.digest, t.manifest, t.file) for t in chunk.tags])
+        if self._crash and self._crash[0] == "after-pending" and chunk.seq == self._crash[1]:
+            os._exit(137)
+
+    def _record(self, outcome: ChunkOutcome[Tag]) -> None:
+        if outcome.seq in self._recorded:
+            return
+        if self._crash and self._crash[0] == "before-outcome" and outcome.seq == self._crash[1]:
+            os._exit(137)
+        keys = [t.key for t in outcome.tags]
+        r = self.result
+        if outcome.state == "submitted":
+            self.ledger.record_submitted(self.target, list(zip(keys, outcome.run_ids, strict=True)))
+            r.submitted += len(keys)
+        elif outcome.state == "failed":  # guaranteed not applied (sent and refused, or never sent)
+            self.ledger.record_failed(self.target, keys, _why(outcome))
+            r.failed += len(keys)
+            r.failed_keys.extend(keys[: max(0, KEEP_KEYS - len(r.failed_keys))])
+            if outcome.error and _why(outcome) not in r.errors:
+                r.errors.append(_why(outcome))
+        else:
+            self.ledger.record_unknown(self.target, keys, _why(outcome))
+            r.unknown += len(keys)
+            r.unknown_keys.extend(keys[: max(0, KEEP_KEYS - len(r.unknown_keys))])
+            if _why(outcome) not in r.errors:
+                r.errors.append(_why(outcome))
+        self._recorded.add(outcome.seq)
+        self.progress.submitted, self.progress.failed, self.progress.unknown = r.submitted, r.failed, r.unknown
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+
+    def run(self, runs: Iterable[tuple[Tag, WorkflowRun]]) -> ApplyResult:
+        """Submit the selected runs; returns the result (its exit_code says how it went, Ctrl-C included)."""
+        opts = self.options
+        started = time.monotonic()
+        submission = self.admin.submit(
+            runs,
+            batch_size=opts.batch_size,
+            concurrency=opts.concurrency,
+            before_send=self._before_send,
+            timeout=opts.call_timeout,
+        )
+        try:
+            for outcome in submission:
+                self._record(outcome)
+        except KeyboardInterrupt:
+            for outcome in submission.close(wait=opts.interrupt_wait):
+                self._record(outcome)
+            self.result.interrupted = True
+        except (HatchetClientError, HatchetManifestError) as exc:
+            for outcome in submission.close(wait=opts.interrupt_wait):
+                self._record(outcome)
+            self.result.errors.append(str(exc))
+            if isinstance(exc, HatchetManifestError) and not (self.result.submitted or self.result.unknown):
+                raise
+        self.result.seconds = time.monotonic() - started
+        return self.result
+
+
+def _why(outcome: ChunkOutcome[Tag]) -> str:
+    code = f"{outcome.code}: " if outcome.code else ""
+    return f"{code}{outcome.error or outcome.state}"

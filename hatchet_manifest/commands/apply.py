@@ -1,0 +1,136 @@
+"""`hatchet-manifest apply PATH...|PLAN.json`: render and validate everything, then submit what is new."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hatchet_manifest.apply import ApplyOptions, ApplyResult, Executor, Progress, select
+from hatchet_manifest.baseline import LedgerBaseline
+from hatchet_manifest.commands.diff import emit, settle
+from hatchet_manifest.commands.options import RenderArgs, render_options
+from hatchet_manifest.commands.session import TargetArgs, target_options
+from hatchet_manifest.errors import ConfigError
+from hatchet_manifest.output import ProgressBar
+from hatchet_manifest.plan import Plan, PlannedRun, summary_line
+from hatchet_manifest.planfile import PlanFile, is_plan_file
+from hatchet_manifest.spool import Spool
+from hatchet_manifest.target import connect
+
+
+def report(result: ApplyResult, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    counts = result.counts
+    click.echo(
+        f"Apply: {result.submitted} submitted, {result.failed} failed, {result.unknown} unknown; "
+        f"{counts.get('unchanged', 0)} unchanged, {result.skipped_changed} changed (skipped), "
+        f"{result.skipped_unknown} unknown (skipped), {counts.get('removed', 0)} removed from the manifests "
+        f"(left alone) in {result.seconds:.1f}s."
+    )
+    for kind, keys, total in (("failed", result.failed_keys, result.failed), ("unknown", result.unknown_keys, result.unknown)):
+        for key in keys:
+            click.echo(f"  {kind}: {key}")
+        if total > len(keys):
+            click.echo(f"  ... and {total - len(keys)} more {kind}")
+    for error in result.errors:
+        click.echo(f"error: {error}", err=True)
+    if result.interrupted:
+        click.echo("interrupted: what was submitted is recorded; run apply again to continue", err=True)
+
+
+def confirm(count: int, where: str, yes: bool) -> None:
+    if yes or count == 0:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"about to submit {count} run(s) to {where}: pass --yes to confirm (stdin is not a terminal)")
+    click.confirm(f"Submit {count} run(s) to {where}?", abort=True, err=True)
+
+
+@click.command("apply")
+@render_options
+@target_options
+@click.option("--dry-run", is_flag=True, help="Print the plan and send nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True, help="Runs per bulk call.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True, help="Bulk calls in flight.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
+              help="Deadline of one bulk call, in seconds; an expired call has an unknown fate and is never resent.")
+@click.option("--resubmit-changed", is_flag=True, help="Also submit runs whose key exists with other content.")
+@click.option("--resubmit-unknown", is_flag=True, help="Also submit runs whose fate stayed unknown after reconciliation.")
+@click.option("--no-stamp", is_flag=True, help="Do not add hatchet-manifest/key and hatchet-manifest/manifest metadata.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+def command(
+    ctx: click.Context, dry_run: bool, yes: bool, batch_size: int, concurrency: int, timeout: float,
+    resubmit_changed: bool, resubmit_unknown: bool, no_stamp: bool, output: str, **kw: Any,
+) -> None:
+    """Submit the runs declared in PATH... that the target does not have yet (or exactly the runs of a saved plan).
+
+    Everything is rendered and validated before anything is sent. Exit codes: 0 all submitted, 1 nothing
+    submitted (error), 3 partially submitted (failed or unknown runs listed), 130 interrupted.
+    """
+    rargs = RenderArgs.from_kwargs(kw)
+    targs = TargetArgs.from_kwargs(kw)
+    plan_file = PlanFile(Path(rargs.paths[0])) if len(rargs.paths) == 1 and is_plan_file(rargs.paths[0]) else None
+    if plan_file is not None and (rargs.values or rargs.set or rargs.set_string or rargs.selector):
+        raise ConfigError("a saved plan is applied exactly as saved: -f, --set, --set-string and -l do not apply")
+    renderer = None
+    if plan_file is None:
+        renderer = rargs.renderer(reveal_secrets=True)
+        renderer.prepare()
+    options = ApplyOptions(batch_size, concurrency, not no_stamp, resubmit_changed, resubmit_unknown, timeout)
+    with targs.open_ledger() as ledger, connect(targs.engine, Path(targs.state_dir)) as conn:  # type: ignore[arg-type]
+        click.echo(f"target: {conn.describe()}", err=True)
+        target = conn.target
+        with ledger.lock(target, wait=targs.lock_wait):
+            planned: Any
+            if plan_file is not None:
+                plan_file.check_fresh(ledger, target)
+                planned = plan_file.planned()
+            else:
+                assert renderer is not None
+                names = [m.name for m in renderer.manifests]
+                settle(ledger, conn, names, 0.0)
+                planned = Plan(renderer.runs(), LedgerBaseline(ledger, target), names, conn.config.namespace)
+            if dry_run:
+                if isinstance(planned, Plan):
+                    emit(planned, "json" if output == "json" else "text", {}, None, False)
+                else:
+                    for p in planned:
+                        click.echo(json.dumps(p.to_dict()))
+                return
+            result = ApplyResult()
+            with Spool(Path(targs.state_dir)) as spool:
+                count = spool.write(select(_all(planned), options, result))  # renders and validates everything
+                click.echo(summary_line(_summary(result)), err=True)
+                confirm(count, conn.describe(), yes)
+                bar = ProgressBar(count, sys.stderr)
+
+                def progress(p: Progress) -> None:
+                    bar.update(p.submitted + p.failed + p.unknown, p.failed, p.unknown)
+
+                executor = Executor(ledger, target, conn.hatchet.admin, options, progress)
+                executor.result = result
+                if count:
+                    executor.run(spool)
+                    bar.update(result.submitted + result.failed + result.unknown, result.failed, result.unknown, final=True)
+    report(result, output)
+    ctx.exit(result.exit_code)
+
+
+def _all(planned: Any) -> Any:
+    p: PlannedRun
+    for p in planned:
+        yield p
+
+
+def _summary(result: ApplyResult) -> Any:
+    from collections import Counter
+
+    return Counter({a: result.counts.get(a, 0) for a in ("create", "changed", "unchanged", "removed", "unknown")})

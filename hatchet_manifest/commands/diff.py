@@ -1,0 +1,113 @@
+"""`hatchet-manifest diff PATH...`: what `apply` would do, against the ledger of a target or a git revision."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hatchet_manifest.baseline import LedgerBaseline, RenderedBaseline
+from hatchet_manifest.commands.options import RenderArgs, render_options
+from hatchet_manifest.commands.session import TargetArgs, target_options
+from hatchet_manifest.errors import ConfigError
+from hatchet_manifest.gitbase import checkout_paths
+from hatchet_manifest.ledger import Ledger, Target
+from hatchet_manifest.output import write_plan_json, write_plan_text
+from hatchet_manifest.plan import Plan, PlannedRun, summary_line
+from hatchet_manifest.planfile import PlanWriter
+from hatchet_manifest.reconcile import reconcile, unsettled
+from hatchet_manifest.render import Renderer
+from hatchet_manifest.target import Connection, connect
+
+EXIT_CHANGES = 2
+
+
+def emit(plan: Plan, output: str, head: dict[str, Any], writer: PlanWriter | None, show_unchanged: bool) -> Counter[str]:
+    """Print the plan (and save it) in one streaming pass; returns the summary."""
+
+    def records() -> Iterator[dict[str, Any]]:
+        for p in plan:
+            if writer is not None:
+                writer.add(p)
+            yield p.to_dict()
+
+    try:
+        if output == "json":
+            write_plan_json(records(), sys.stdout, head, lambda: {"summary": dict(plan.summary)})
+        else:
+            write_plan_text(records(), sys.stdout, show_unchanged)
+            click.echo(summary_line(plan.summary))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return plan.summary
+
+
+def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float) -> None:
+    """Reconcile runs left pending or unknown by an earlier apply, and say what is still unknown."""
+    if not unsettled(ledger, conn.target, names):
+        return
+    with ledger.lock(conn.target, wait=lock_wait):
+        report = reconcile(ledger, conn.target, conn, names)
+    if report.adopted:
+        click.echo(f"reconciled: {report.adopted} run(s) of unknown fate were found in the engine", err=True)
+    for error in report.errors:
+        click.echo(f"warning: {error}", err=True)
+    if report.still_unknown:
+        click.echo(f"warning: {len(report.still_unknown)} run(s) have an unknown fate (see `?` below); "
+                   "`apply --resubmit-unknown` sends them again", err=True)
+
+
+def plan_against_base(rargs: RenderArgs, renderer: Renderer, base: str, names: list[str]) -> Plan:
+    with tempfile.TemporaryDirectory(prefix="hatchet-manifest-base-") as tmp:
+        paths = checkout_paths(base, list(rargs.paths), Path(tmp))
+        base_manifests = RenderArgs(tuple(paths), *[getattr(rargs, f) for f in list(rargs.__dataclass_fields__)[1:]]).load() if paths else []
+        base_renderer = Renderer(base_manifests, renderer.values, renderer.limits, schema_dir=None)
+        baseline = RenderedBaseline(base_renderer.runs())
+    return Plan(renderer.runs(), baseline, names)
+
+
+@click.command("diff")
+@render_options
+@target_options
+@click.option("--base", metavar="GITREF", help="Compare with the same manifests at this git revision instead of the ledger.")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `apply PLAN.json`.")
+@click.option("--show-unchanged", is_flag=True, help="List unchanged runs too (text output).")
+@click.pass_context
+def command(
+    ctx: click.Context, base: str | None, output: str, detailed_exitcode: bool, out: str | None, show_unchanged: bool, **kw: Any
+) -> None:
+    """Show what `apply` would do: `+` create, `~` changed (same key, new content), `=` unchanged,
+    `-` removed from the manifests, `?` unknown fate."""
+    rargs = RenderArgs.from_kwargs(kw)
+    targs = TargetArgs.from_kwargs(kw)
+    renderer = rargs.renderer(reveal_secrets=out is not None)
+    renderer.prepare()
+    names = [m.name for m in renderer.manifests]
+    if base is not None:
+        if out:
+            raise ConfigError("--out saves a plan against a target's ledger; it cannot be combined with --base")
+        summary = emit(plan_against_base(rargs, renderer, base, names), output, {"base": base}, None, show_unchanged)
+    else:
+        with targs.open_ledger() as ledger, connect(targs.engine, Path(targs.state_dir)) as conn:  # type: ignore[arg-type]
+            click.echo(f"target: {conn.describe()}", err=True)
+            settle(ledger, conn, names, targs.lock_wait)
+            target: Target = conn.target
+            plan = Plan(renderer.runs(), LedgerBaseline(ledger, target), names, conn.config.namespace)
+            writer = PlanWriter(Path(out), target, conn.config.namespace) if out else None
+            head = {"target": {"tenant_id": target.tenant_id, "address": target.address}}
+            summary = emit(plan, output, head, writer, show_unchanged)
+            if writer is not None:
+                writer.finish(dict(summary), lambda keys: ledger.state_digest(target, keys))
+                click.echo(f"plan saved to {out}", err=True)
+    changes = sum(summary[a] for a in ("create", "changed", "removed", "unknown"))
+    if detailed_exitcode and changes:
+        ctx.exit(EXIT_CHANGES)

@@ -1,0 +1,46 @@
+"""Options and setup shared by the commands that talk to a target (diff, apply): state dir, ledger, engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hatchet_manifest.ledger import Ledger, open_ledger
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class TargetArgs:
+    state_dir: str
+    ledger: str | None
+    engine: str
+    lock_wait: float
+
+    @classmethod
+    def from_kwargs(cls, kw: dict[str, Any]) -> TargetArgs:
+        return cls(**{k: kw.pop(k) for k in cls.__dataclass_fields__})
+
+    def open_ledger(self) -> Ledger:
+        return open_ledger(self.ledger, Path(self.state_dir))
+
+
+def target_options(func: F) -> F:
+    decorators = [
+        click.option("--state-dir", envvar="HATCHET_MANIFEST_STATE_DIR", default=".hatchet-manifest", show_default=True,
+                     type=click.Path(file_okay=False), help="Where the ledger and the embedded engine live."),
+        click.option("--ledger", envvar="HATCHET_MANIFEST_LEDGER", default=None, metavar="URL",
+                     help="Ledger location: a path, sqlite:///path or postgresql://... (default <state-dir>/ledger.db)."),
+        click.option("--engine", type=click.Choice(["auto", "embedded", "remote"]), default="auto", show_default=True,
+                     help="remote: HATCHET_CLIENT_* settings; embedded: the local engine in the state dir; auto: remote "
+                     "when HATCHET_CLIENT_TOKEN is set."),
+        click.option("--lock-wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
+                     help="Seconds to wait for another apply on the same target to finish."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func

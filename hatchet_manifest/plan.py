@@ -1,0 +1,169 @@
+"""Identity and digests of runs, and the plan: what `apply` would do against a baseline.
+
+A baseline is what was applied before: the ledger of a target, or the same manifests at a git revision.
+Plans stream: runs are compared in batches, and the keys seen are kept in a KeySet (constant memory) so
+that what was removed from git can be listed at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from hatchet_client.config import apply_namespace
+
+from hatchet_manifest.keyset import KeySet
+from hatchet_manifest.render import RenderedRun
+
+Action = Literal["create", "changed", "unchanged", "removed", "unknown"]
+ACTIONS: tuple[Action, ...] = ("create", "changed", "unchanged", "removed", "unknown")
+SYMBOLS: dict[Action, str] = {"create": "+", "changed": "~", "unchanged": "=", "removed": "-", "unknown": "?"}
+BATCH = 1000
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def run_digest(run: RenderedRun, namespace: str = "") -> str:
+    """sha256 of the canonical JSON of the namespaced workflow name, input and user metadata (secrets masked).
+
+    `namespace` is normalised already (hatchet_client.config.normalize_namespace)."""
+    text = _ENCODER.encode([apply_namespace(run.workflow_name, namespace), run.input, run.additional_metadata])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What a baseline knows of a key."""
+
+    key: str
+    digest: str
+    state: str  # "submitted", "pending", "failed", "unknown" (ledger) or "declared" (git base)
+    run_id: str | None = None
+    manifest: str = ""
+    workflow_name: str | None = None
+    input: dict[str, Any] | None = None
+    additional_metadata: dict[str, str] | None = None
+
+
+class Baseline(Protocol):
+    """What `diff` compares with."""
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, Known]: ...
+
+    def known(self, manifests: Sequence[str]) -> Iterator[Known]:
+        """Everything recorded for these manifests (to find what was removed from git)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRun:
+    action: Action
+    key: str
+    digest: str
+    run: RenderedRun | None = None  # None for removed runs
+    known: Known | None = None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.known.run_id if self.known else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan output shape: {key, action, workflow_name, input, additional_metadata, run_id?}."""
+        if self.run is not None:
+            out: dict[str, Any] = {
+                "key": self.key,
+                "action": self.action,
+                "workflow_name": self.run.workflow_name,
+                "input": self.run.input,
+                "additional_metadata": self.run.additional_metadata,
+            }
+            if self.run.priority is not None:
+                out["priority"] = self.run.priority
+            out["manifest"] = self.run.manifest
+        else:
+            k = self.known
+            out = {
+                "key": self.key,
+                "action": self.action,
+                "workflow_name": k.workflow_name if k else None,
+                "input": k.input if k else None,
+                "additional_metadata": k.additional_metadata if k else None,
+                "manifest": k.manifest if k else "",
+            }
+        out["digest"] = self.digest
+        if self.run_id:
+            out["run_id"] = self.run_id
+        return out
+
+
+def classify(digest: str, known: Known | None) -> Action:
+    if known is None or known.state == "failed":  # a failed run was guaranteed not applied
+        return "create"
+    if known.state in ("pending", "unknown"):
+        return "unknown"
+    return "unchanged" if known.digest == digest else "changed"
+
+
+class Plan:
+    """Streams PlannedRun values; `summary` counts them as they pass."""
+
+    def __init__(self, runs: Iterable[RenderedRun], baseline: Baseline, manifests: Sequence[str], namespace: str = "") -> None:
+        self._runs = runs
+        self._baseline = baseline
+        self._manifests = list(manifests)
+        self._namespace = namespace
+        self.summary: Counter[str] = Counter({a: 0 for a in ACTIONS})
+
+    def __iter__(self) -> Iterator[PlannedRun]:
+        seen = KeySet()
+        try:
+            batch: list[RenderedRun] = []
+            for run in self._runs:
+                batch.append(run)
+                if len(batch) == BATCH:
+                    yield from self._compare(batch, seen)
+                    batch = []
+            yield from self._compare(batch, seen)
+            yield from self._removed(seen)
+        finally:
+            seen.close()
+
+    def _compare(self, batch: list[RenderedRun], seen: KeySet) -> Iterator[PlannedRun]:
+        if not batch:
+            return
+        keys = [r.key for r in batch]
+        seen.add_batch(keys)
+        known = self._baseline.lookup(keys)
+        for run in batch:
+            digest = run_digest(run, self._namespace)
+            k = known.get(run.key)
+            action = classify(digest, k)
+            self.summary[action] += 1
+            yield PlannedRun(action, run.key, digest, run, k)
+
+    def _removed(self, seen: KeySet) -> Iterator[PlannedRun]:
+        pending: list[Known] = []
+        for k in self._baseline.known(self._manifests):
+            pending.append(k)
+            if len(pending) == BATCH:
+                yield from self._not_seen(pending, seen)
+                pending = []
+        yield from self._not_seen(pending, seen)
+
+    def _not_seen(self, known: list[Known], seen: KeySet) -> Iterator[PlannedRun]:
+        present = seen.contains_batch([k.key for k in known])
+        for k, is_present in zip(known, present, strict=True):
+            if not is_present and k.state != "failed":
+                self.summary["removed"] += 1
+                yield PlannedRun("removed", k.key, k.digest, None, k)
+
+
+def summary_line(summary: Counter[str]) -> str:
+    return (
+        f"Plan: {summary['create']} to create, {summary['changed']} changed, {summary['unchanged']} unchanged, "
+        f"{summary['removed']} removed, {summary['unknown']} unknown."
+    )

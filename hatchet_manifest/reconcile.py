@@ -1,0 +1,63 @@
+"""Settle runs whose fate is unknown (a crash, a timeout) by finding their stamps in the engine."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from hatchet_client import list_runs
+from hatchet_client.errors import HatchetClientError
+
+from hatchet_manifest.apply import STAMP_KEY, STAMP_MANIFEST
+from hatchet_manifest.ledger import AdoptedRow, Ledger, LedgerEntry, Target
+from hatchet_manifest.target import Connection
+
+# Runs are looked up from a little before the oldest unsettled row was recorded (clock skew, slow writes).
+SLACK = timedelta(minutes=15)
+
+
+@dataclass
+class Reconciled:
+    adopted: int = 0
+    still_unknown: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def unsettled(ledger: Ledger, target: Target, manifests: Collection[str]) -> list[LedgerEntry]:
+    return [e for e in ledger.entries(target, manifests) if e.state in ("pending", "unknown")]
+
+
+def reconcile(ledger: Ledger, target: Target, conn: Connection, manifests: Collection[str]) -> Reconciled:
+    """Adopt the unsettled runs found in the engine; mark the others `unknown` (a pending row after a crash)."""
+    report = Reconciled()
+    rows = unsettled(ledger, target, manifests)
+    if not rows:
+        return report
+    by_manifest: dict[str, dict[str, LedgerEntry]] = defaultdict(dict)
+    for e in rows:
+        by_manifest[e.manifest][e.key] = e
+    config = conn.config
+    for manifest, wanted in by_manifest.items():
+        since = min(e.created_at for e in wanted.values()) - SLACK
+        found: dict[str, str] = {}
+        try:
+            for run in list_runs(config.server_url, config.tenant_id, config.token, {STAMP_MANIFEST: manifest}, "AND",
+                                 since=since):
+                key = run.additional_metadata.get(STAMP_KEY)
+                if isinstance(key, str) and key in wanted and key not in found:
+                    found[key] = run.run_id
+        except HatchetClientError as exc:
+            report.errors.append(f"could not look up the runs of manifest {manifest!r} in the engine: {exc}")
+            report.still_unknown.extend(wanted)
+            continue
+        if found:
+            ledger.adopt(target, [AdoptedRow(k, wanted[k].digest, manifest, wanted[k].file, rid) for k, rid in found.items()])
+            report.adopted += len(found)
+        missing = [k for k in wanted if k not in found]
+        pending = [k for k in missing if wanted[k].state == "pending"]
+        if pending:
+            ledger.record_unknown(target, pending, "not confirmed before the apply stopped, and not found in the engine")
+        report.still_unknown.extend(missing)
+    return report

@@ -1,0 +1,94 @@
+"""Which engine runs go to: a remote Hatchet (HATCHET_CLIENT_* settings) or the embedded engine, in process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from hatchet_client import ClientConfig, Hatchet
+from hatchet_client.errors import HatchetClientError
+from hatchet_client.engine import Engine
+
+from hatchet_manifest.errors import ConfigError
+from hatchet_manifest.ledger import Target
+
+EngineMode = Literal["auto", "embedded", "remote"]
+
+
+@dataclass
+class Connection:
+    """A resolved target with a client for it (and the embedded engine when that is the target)."""
+
+    mode: Literal["embedded", "remote"]
+    target: Target
+    config: ClientConfig
+    engine: Engine | None = None
+    _hatchet: Hatchet | None = field(default=None, repr=False)
+
+    @property
+    def hatchet(self) -> Hatchet:
+        if self._hatchet is None:
+            self._hatchet = Hatchet(self.config)
+        return self._hatchet
+
+    def describe(self) -> str:
+        if self.engine is not None:
+            return f"the embedded engine ({self.engine.db_path})"
+        return f"Hatchet at {self.config.host_port} (tenant {self.config.tenant_id})"
+
+    def close(self) -> None:
+        if self._hatchet is not None:
+            self._hatchet.admin.close()
+        if self.engine is not None:
+            self.engine.stop()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def choose_mode(mode: EngineMode, environ: Mapping[str, str]) -> Literal["embedded", "remote"]:
+    if mode != "auto":
+        return mode
+    if environ.get("HATCHET_CLIENT_TOKEN"):
+        return "remote"
+    if environ.get("CI"):
+        raise ConfigError(
+            "CI is set but HATCHET_CLIENT_TOKEN is not: refusing to fall back to the embedded engine "
+            "(set the token, or pass --engine embedded on purpose)"
+        )
+    return "embedded"
+
+
+def embedded_db(state_dir: Path) -> Path:
+    return state_dir / "engine.db"
+
+
+def remote_config(environ: Mapping[str, str] | None = None) -> ClientConfig:
+    try:
+        return ClientConfig(environ=environ)
+    except HatchetClientError as exc:  # a bad token or setting: its message never carries the token
+        raise ConfigError(str(exc)) from None
+
+
+def connect(mode: EngineMode, state_dir: Path, environ: Mapping[str, str] | None = None) -> Connection:
+    """Resolve the target; for the embedded engine, start it on a free loopback port (real gRPC)."""
+    env = os.environ if environ is None else environ
+    chosen = choose_mode(mode, env)
+    if chosen == "remote":
+        config = remote_config(env)
+        return Connection("remote", Target(config.tenant_id, config.host_port), config)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    engine = Engine(embedded_db(state_dir), port=0).start()
+    try:
+        config = ClientConfig(token=engine.token(), host_port=engine.address, server_url=engine.server_url,
+                              tls_strategy="none", environ={})
+    except BaseException:
+        engine.stop()
+        raise
+    return Connection("embedded", Target(engine.tenant_id, f"embedded:{engine.db_path.resolve()}"), config, engine)
