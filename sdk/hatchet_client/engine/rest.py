@@ -1,0 +1,241 @@
+"""The engine's REST run listing, the subset of Hatchet's API that finds runs already triggered:
+
+`GET /api/v1/stable/tenants/{tenant}/workflow-runs` -> `{pagination, rows}` (rows shaped like V1TaskSummary) and
+`GET /api/v1/stable/tenants/{tenant}/workflow-runs/external-ids` -> `[run id, ...]`, with Bearer authentication.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import socket
+import socketserver
+import ssl
+import threading
+import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from hatchet_client.engine.errors import TokenError
+from hatchet_client.engine.store import RunFilter, RunStore, StoredRun, workflow_id
+from hatchet_client.engine.tokens import TokenVerifier
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 10_000
+_ROUTE = re.compile(r"^/api/v1/stable/tenants/(?P<tenant>[^/]+)/workflow-runs(?P<ids>/external-ids)?/?$")
+_STATUSES = {"QUEUED", "RUNNING", "COMPLETED", "CANCELLED", "FAILED"}
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _parse_time(name: str, text: str) -> datetime:
+    try:
+        # A literal '+' in a query string decodes to a space: put the offset sign back.
+        moment = datetime.fromisoformat(text.strip().replace(" ", "+"))
+    except ValueError:
+        raise BadRequest(f"{name} {text!r} is not an RFC 3339 date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _parse_int(name: str, text: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise BadRequest(f"{name} {text!r} is not an integer") from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _last(params: dict[str, list[str]], name: str) -> str | None:
+    values = params.get(name)
+    return values[-1] if values else None
+
+
+def _timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class RestApi:
+    """Request handling, independent of the HTTP server: (path+query, authorization) -> (status, JSON body)."""
+
+    def __init__(self, store: RunStore, verifier: TokenVerifier, tenant_id: str) -> None:
+        self._store = store
+        self._verifier = verifier
+        self._tenant_id = tenant_id
+
+    def get(self, target: str, authorization: str | None) -> tuple[int, Any]:
+        url = urlsplit(target)
+        match = _ROUTE.match(url.path)
+        if match is None:
+            return 404, _errors(f"no such endpoint: GET {url.path}")
+        try:
+            self._verifier.verify_header(authorization)
+        except TokenError as exc:
+            return 401, _errors(str(exc))
+        if match["tenant"] != self._tenant_id:
+            return 403, _errors(f"the token does not grant access to tenant {match['tenant']}")
+        params = parse_qs(url.query, keep_blank_values=True)
+        try:
+            flt, empty = self._filter(params)
+            if match["ids"]:
+                return 200, [] if empty else self._store.run_ids(flt)
+            return 200, self._list(flt, empty, params)
+        except BadRequest as exc:
+            return 400, _errors(str(exc))
+
+    def _filter(self, params: dict[str, list[str]]) -> tuple[RunFilter, bool]:
+        """The filter, and whether the result is known to be empty (e.g. statuses without QUEUED)."""
+        pairs: list[tuple[str, str]] = []
+        for item in params.get("additional_metadata", []):
+            key, sep, value = item.partition(":")
+            if not sep or not key:
+                raise BadRequest(f"additional_metadata {item!r} is not key:value")
+            pairs.append((key, value))
+        operator_text = (_last(params, "additional_metadata_operator") or "OR").upper()
+        if operator_text not in ("AND", "OR"):
+            raise BadRequest("additional_metadata_operator must be AND or OR")
+        operator: Literal["AND", "OR"] = "AND" if operator_text == "AND" else "OR"
+        since = _last(params, "since")
+        until = _last(params, "until")
+        empty = False
+        statuses = [s for s in params.get("statuses", []) if s]
+        unknown = set(statuses) - _STATUSES
+        if unknown:
+            raise BadRequest(f"unknown statuses: {', '.join(sorted(unknown))}")
+        if statuses and "QUEUED" not in statuses:
+            empty = True  # every run here is QUEUED
+        if _last(params, "worker_id"):
+            empty = True  # no run is ever assigned to a worker
+        names: list[str] | None = None
+        wanted_ids = [w for w in params.get("workflow_ids", []) if w]
+        if wanted_ids:
+            try:
+                wanted = {str(uuid.UUID(w)) for w in wanted_ids}
+            except ValueError:
+                raise BadRequest("workflow_ids must be UUIDs") from None
+            names = [n for n in self._store.workflow_names() if workflow_id(self._tenant_id, n) in wanted]
+            empty = empty or not names
+        flt = RunFilter(
+            workflow_names=names,
+            metadata=tuple(pairs),
+            operator=operator,
+            since=None if since is None else _parse_time("since", since),
+            until=None if until is None else _parse_time("until", until),
+        )
+        return flt, empty
+
+    def _list(self, flt: RunFilter, empty: bool, params: dict[str, list[str]]) -> dict[str, Any]:
+        limit_text = _last(params, "limit")
+        offset_text = _last(params, "offset")
+        limit = DEFAULT_LIMIT if not limit_text else _parse_int("limit", limit_text, 1, MAX_LIMIT)
+        offset = 0 if not offset_text else _parse_int("offset", offset_text, 0, 2**62)
+        payloads = (_last(params, "include_payloads") or "true").lower() != "false"
+        total = 0 if empty else self._store.count(flt)
+        runs = [] if empty else list(self._store.select(flt, newest_first=True, limit=limit, offset=offset))
+        current = offset // limit + 1
+        return {
+            # As Hatchet computes it: next_page is always current_page + 1; num_pages tells when to stop.
+            "pagination": {"current_page": current, "next_page": current + 1, "num_pages": math.ceil(total / limit)},
+            "rows": [self._row(run, payloads) for run in runs],
+        }
+
+    def _row(self, run: StoredRun, payloads: bool) -> dict[str, Any]:
+        at = _timestamp(run.received_at)
+        return {
+            "metadata": {"id": run.run_id, "createdAt": at, "updatedAt": at},
+            "createdAt": at,
+            "displayName": run.workflow_name,
+            "input": run.input if payloads else {},
+            "output": {},
+            "additionalMetadata": run.additional_metadata,
+            "numSpawnedChildren": 0,
+            "status": "QUEUED",
+            "taskExternalId": run.run_id,
+            "taskId": run.seq,
+            "taskInsertedAt": at,
+            "tenantId": self._tenant_id,
+            "type": "DAG",
+            "workflowId": workflow_id(self._tenant_id, run.workflow_name),
+            "workflowName": run.workflow_name,
+            "workflowRunExternalId": run.run_id,
+            "attempt": 0,
+            "retryCount": 0,
+            "isEvicted": False,
+        }
+
+
+def _errors(description: str) -> dict[str, Any]:
+    return {"errors": [{"description": description}]}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.0"  # one request per connection: nothing lingers when the engine stops
+
+    def do_GET(self) -> None:
+        try:
+            status, body = self.server.api.get(self.path, self.headers.get("Authorization"))
+        except Exception as exc:
+            log.exception("engine REST: unexpected error")
+            status, body = 500, _errors(f"internal engine error: {type(exc).__name__}")
+        data = json.dumps(body, separators=(",", ":")).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", "Bearer")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("engine REST: " + format, *args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True  # stop() waits for requests in progress
+
+    def __init__(self, address: tuple[str, int], api: RestApi, ssl_context: ssl.SSLContext | None) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.api = api
+        self.ssl_context = ssl_context
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)  # skip HTTPServer's reverse DNS lookup of the host
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        conn, addr = super().get_request()
+        if self.ssl_context is not None:  # the TLS handshake happens in the request's thread, not here
+            conn = self.ssl_context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, addr
+
+
+class RestServer:
+    """The HTTP(S) server thread around RestApi."""
+
+    def __init__(self, host: str, port: int, api: RestApi, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._server = _Server((host, port), api, ssl_context)
+        self.port: int = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="engine-rest", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()

@@ -1,0 +1,100 @@
+"""The engine's SQLite database: connections, schema, the tenant id and issued tokens.
+
+Layout (why): `runs` is append-only in arrival order (`seq`), so accepting a call costs one sequential insert per
+run. The lookup tables `run_ids` and `run_metadata` are keyed by random values, whose inserts are several times
+dearer; the writer fills them in sorted batches when no calls are waiting (`index_state.indexed_upto`), and readers
+scan the not yet indexed tail, so results are always complete. `commits` has one row per transaction and maps
+`received_at` to `seq` ranges (the writer keeps `received_at` non-decreasing).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hatchet_client.engine.errors import EngineError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_SECONDS = 30.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+  token_id TEXT PRIMARY KEY, issued_at TEXT NOT NULL, expires_at TEXT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS runs (
+  seq INTEGER PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  workflow_name TEXT NOT NULL,
+  input TEXT NOT NULL,
+  additional_metadata TEXT NOT NULL,
+  priority INTEGER
+);
+CREATE TABLE IF NOT EXISTS commits (
+  first_seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, received_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS commits_received_at ON commits (received_at);
+CREATE TABLE IF NOT EXISTS workflows (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_ids (run_id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_metadata (
+  key TEXT NOT NULL, value TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (key, value, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS index_state (id INTEGER PRIMARY KEY CHECK (id = 1), indexed_upto INTEGER NOT NULL);
+INSERT OR IGNORE INTO index_state (id, indexed_upto) VALUES (1, 0);
+"""
+
+
+def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), usable from any one thread at a time."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS)
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB
+    return conn
+
+
+def init_database(path: Path) -> str:
+    """Create the database (and its directory) if needed; return its tenant id."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = connect(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise EngineError(f"cannot open the engine database {path}: {exc}") from None
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise EngineError(f"the engine database {path} was made by a newer version (schema {version})")
+        conn.execute("PRAGMA journal_mode=WAL")
+        tenant = str(uuid.uuid4())  # kept only by the first process to create the database
+        conn.executescript(
+            "BEGIN IMMEDIATE;"
+            + _SCHEMA
+            + f"INSERT OR IGNORE INTO settings (key, value) VALUES ('tenant_id', '{tenant}');"
+            + f"PRAGMA user_version={SCHEMA_VERSION};"
+            + "COMMIT;"
+        )
+        row = conn.execute("SELECT value FROM settings WHERE key = 'tenant_id'").fetchone()
+        return str(row[0])
+    except sqlite3.Error as exc:
+        raise EngineError(f"cannot initialise the engine database {path}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def register_token(path: Path, token_id: str, issued_at: float, expires_at: float) -> None:
+    conn = connect(path)
+    try:
+        conn.execute(
+            "INSERT INTO tokens (token_id, issued_at, expires_at) VALUES (?, ?, ?)",
+            (token_id, iso_utc(issued_at), iso_utc(expires_at)),
+        )
+    except sqlite3.Error as exc:
+        raise EngineError(f"cannot record the token in {path}: {exc}") from None
+    finally:
+        conn.close()
+
+
+def iso_utc(timestamp: float) -> str:
+    """Fixed-width RFC 3339 UTC text (`2024-01-02T03:04:05.678901Z`), so text order is time order."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

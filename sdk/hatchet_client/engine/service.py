@@ -1,0 +1,136 @@
+"""The gRPC side: authentication interceptor and the WorkflowService / v1.AdminService servicers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from hatchet_client._proto import workflows_pb2, workflows_pb2_grpc
+from hatchet_client._proto.v1 import admin_pb2, admin_pb2_grpc
+from hatchet_client.engine.errors import EngineStopping, TokenError
+from hatchet_client.engine.faults import FaultSchedule
+from hatchet_client.engine.store import RunStore
+from hatchet_client.engine.tokens import TokenVerifier
+from hatchet_client.engine.validate import RequestError, TriggerRequest, validate_runs
+from hatchet_client.engine.writer import RunWriter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Rejects every RPC without a valid `authorization: bearer <token>` before its handler runs."""
+
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self._verifier = verifier
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        value = None
+        for key, val in handler_call_details.invocation_metadata or ():
+            if key == "authorization":
+                value = val if isinstance(val, str) else val.decode("latin-1")
+                break
+        try:
+            self._verifier.verify_header(value)
+        except TokenError as exc:
+            message = str(exc)
+
+            def deny(request: Any, context: grpc.ServicerContext) -> Any:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+            return grpc.unary_unary_rpc_method_handler(deny)
+        return continuation(handler_call_details)
+
+
+def _answer(context: grpc.ServicerContext, handle: Callable[[], T]) -> T:
+    """Run a handler; our RequestError becomes its status, anything unexpected becomes INTERNAL."""
+    try:
+        return handle()
+    except RequestError as exc:
+        code, message = exc.code, exc.message
+    except EngineStopping as exc:
+        code, message = grpc.StatusCode.UNAVAILABLE, str(exc)
+    except Exception as exc:
+        log.exception("engine: unexpected error in %s", getattr(handle, "__name__", "handler"))
+        code, message = grpc.StatusCode.INTERNAL, f"internal engine error: {type(exc).__name__}: {exc}"
+    context.abort(code, message)
+    raise AssertionError("context.abort returned")  # pragma: no cover - abort always raises
+
+
+class Ingest:
+    """Accepts trigger calls: faults, validation of the whole call, durable write, then the run ids."""
+
+    def __init__(self, writer: RunWriter, faults: FaultSchedule, stopping: threading.Event) -> None:
+        self._writer = writer
+        self._faults = faults
+        self._stopping = stopping
+
+    def trigger(self, items: Any, bulk: bool) -> list[str]:
+        hits = self._faults.next_call()
+        for fault in hits:
+            if fault.kind == "stall":
+                self._stopping.wait(fault.seconds)
+        for fault in hits:
+            if fault.kind == "refuse":
+                raise RequestError(fault.status_code, "fault injected: call refused before anything was written")
+        rows = validate_runs(items, bulk)
+        self._writer.write(rows)
+        for fault in hits:
+            if fault.kind == "fail_after_commit":
+                raise RequestError(fault.status_code, "fault injected: call failed after its runs were committed")
+        return [row[0] for row in rows]
+
+
+class WorkflowServicer(workflows_pb2_grpc.WorkflowServiceServicer):  # type: ignore[misc]
+    def __init__(self, ingest: Ingest) -> None:
+        self._ingest = ingest
+
+    def TriggerWorkflow(self, request: TriggerRequest, context: grpc.ServicerContext) -> Any:
+        def handle() -> Any:
+            ids = self._ingest.trigger([request], bulk=False)
+            return workflows_pb2.TriggerWorkflowResponse(workflow_run_id=ids[0])
+
+        return _answer(context, handle)
+
+    def BulkTriggerWorkflow(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def handle() -> Any:
+            ids = self._ingest.trigger(request.workflows, bulk=True)
+            return workflows_pb2.BulkTriggerWorkflowResponse(workflow_run_ids=ids)
+
+        return _answer(context, handle)
+
+
+class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
+    """GetRunDetails: the engine has no workers, so every run stays QUEUED and never done."""
+
+    def __init__(self, store: RunStore) -> None:
+        self._store = store
+
+    def GetRunDetails(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def handle() -> Any:
+            run_id = request.external_id
+            run = self._store.get_run(run_id) if run_id else None
+            if run is None:
+                raise RequestError(grpc.StatusCode.NOT_FOUND, f"workflow run {run_id!r} not found")
+            return admin_pb2.GetRunDetailsResponse(
+                input=json.dumps(run.input).encode(),
+                status=admin_pb2.QUEUED,
+                done=False,
+                additional_metadata=json.dumps(run.additional_metadata).encode(),
+            )
+
+        return _answer(context, handle)
+
+
+def add_servicers(server: grpc.Server, ingest: Ingest, store: RunStore) -> None:
+    workflows_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(ingest), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(store), server)

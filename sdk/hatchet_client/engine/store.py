@@ -1,0 +1,221 @@
+"""The read side of the engine's database: what runs it received, with filters. Usable while an engine runs.
+
+Lookups use the index tables for runs up to `index_state.indexed_upto` and scan the (short) unindexed tail, in
+one read transaction, so every query sees every committed run.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from hatchet_client.engine.errors import EngineError
+from hatchet_client.engine.schema import SCHEMA_VERSION, connect
+
+_RECEIVED_AT = "(SELECT c.received_at FROM commits c WHERE c.first_seq <= r.seq ORDER BY c.first_seq DESC LIMIT 1)"
+_COLUMNS = f"r.seq, r.run_id, r.workflow_name, r.input, r.additional_metadata, r.priority, {_RECEIVED_AT}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRun:
+    """One run the engine accepted."""
+
+    run_id: str
+    workflow_name: str
+    input: dict[str, Any]
+    additional_metadata: dict[str, Any]
+    priority: int | None
+    received_at: datetime
+    seq: int = field(default=0, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workflow_name": self.workflow_name,
+            "input": self.input,
+            "additional_metadata": self.additional_metadata,
+            "priority": self.priority,
+            "received_at": self.received_at.isoformat().replace("+00:00", "Z"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs to select. `metadata` pairs match string values; `operator` combines them."""
+
+    workflow: str | None = None
+    workflow_names: Sequence[str] | None = None  # any of these (None: no restriction)
+    metadata: Sequence[tuple[str, str]] = ()
+    operator: Literal["AND", "OR"] = "AND"
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _row_to_run(row: Sequence[Any]) -> StoredRun:
+    seq, run_id, name, input_text, meta_text, priority, received = row
+    return StoredRun(
+        run_id=run_id,
+        workflow_name=name,
+        input=json.loads(input_text),
+        additional_metadata=json.loads(meta_text),
+        priority=priority,
+        received_at=datetime.fromisoformat(received),
+        seq=seq,
+    )
+
+
+def _utc_text(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _where(flt: RunFilter) -> tuple[str, list[Any]]:
+    """SQL conditions on `runs r` (including the `:wm` watermark parameter slot first) and their parameters."""
+    conds: list[str] = []
+    params: list[Any] = []
+    if flt.metadata:
+        pairs = list(flt.metadata)
+        joiner = " INTERSECT " if flt.operator == "AND" else " UNION "
+        indexed = joiner.join("SELECT seq FROM run_metadata WHERE key = ? AND value = ?" for _ in pairs)
+        tail_one = "EXISTS (SELECT 1 FROM json_each(r2.additional_metadata) j WHERE j.key = ? AND j.type = 'text' AND j.value = ?)"
+        tail = f" {flt.operator} ".join(tail_one for _ in pairs)
+        conds.append(
+            f"r.seq IN (SELECT seq FROM ({indexed}) UNION ALL "
+            f"SELECT r2.seq FROM runs r2 WHERE r2.seq > (SELECT indexed_upto FROM index_state) AND ({tail}))"
+        )
+        for key, value in pairs:
+            params += [key, value]
+        for key, value in pairs:
+            params += [key, value]
+    if flt.workflow is not None:
+        conds.append("r.workflow_name = ?")
+        params.append(flt.workflow)
+    if flt.workflow_names is not None:
+        conds.append(f"r.workflow_name IN ({', '.join('?' for _ in flt.workflow_names)})")
+        params += list(flt.workflow_names)
+    if flt.since is not None:
+        conds.append(
+            "r.seq >= (SELECT coalesce(min(first_seq), 9223372036854775807) FROM commits WHERE received_at >= ?)"
+        )
+        params.append(_utc_text(flt.since))
+    if flt.until is not None:
+        conds.append("r.seq <= (SELECT coalesce(max(last_seq), 0) FROM commits WHERE received_at <= ?)")
+        params.append(_utc_text(flt.until))
+    return (" WHERE " + " AND ".join(conds) if conds else ""), params
+
+
+class RunStore:
+    """Reads the runs an engine stored. Thread-safe: each query borrows a pooled connection."""
+
+    def __init__(self, db_path: str | Path) -> None:
+        self.db_path = Path(db_path)
+        if not self.db_path.is_file():
+            raise EngineError(f"no engine database at {self.db_path}")
+        self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all: list[sqlite3.Connection] = []
+        self._closed = False
+        with self._connection() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise EngineError(f"{self.db_path} is not an engine database of this version (schema {version})")
+            row = conn.execute("SELECT value FROM settings WHERE key = 'tenant_id'").fetchone()
+        self.tenant_id: str = row[0]
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        if self._closed:
+            raise EngineError("the run store is closed")
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            try:
+                conn = connect(self.db_path, synchronous="NORMAL")
+            except sqlite3.Error as exc:
+                raise EngineError(f"cannot open the engine database {self.db_path}: {exc}") from None
+            self._all.append(conn)
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._pool.put(conn)
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: every statement inside sees the same committed state."""
+        with self._connection() as conn:
+            conn.execute("BEGIN")
+            yield conn
+
+    def close(self) -> None:
+        self._closed = True
+        for conn in self._all:
+            conn.close()
+        self._all.clear()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def count(self, flt: RunFilter | None = None) -> int:
+        where, params = _where(flt or RunFilter())
+        with self._snapshot() as conn:
+            return int(conn.execute(f"SELECT count(*) FROM runs r{where}", params).fetchone()[0])
+
+    def list_runs(self, workflow: str | None = None, metadata: dict[str, str] | None = None) -> Iterator[StoredRun]:
+        """Every run in arrival order, optionally only one workflow's and those whose metadata has all the pairs."""
+        yield from self.select(RunFilter(workflow=workflow, metadata=tuple((metadata or {}).items())))
+
+    def select(
+        self, flt: RunFilter, *, newest_first: bool = False, limit: int | None = None, offset: int = 0
+    ) -> Iterator[StoredRun]:
+        where, params = _where(flt)
+        sql = f"SELECT {_COLUMNS} FROM runs r{where} ORDER BY r.seq {'DESC' if newest_first else 'ASC'}"
+        if limit is not None:
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, offset]
+        with self._snapshot() as conn:
+            cursor = conn.execute(sql, params)
+            while batch := cursor.fetchmany(1000):
+                for row in batch:
+                    yield _row_to_run(row)
+
+    def run_ids(self, flt: RunFilter) -> list[str]:
+        where, params = _where(flt)
+        with self._snapshot() as conn:
+            return [row[0] for row in conn.execute(f"SELECT r.run_id FROM runs r{where} ORDER BY r.seq DESC", params)]
+
+    def get_run(self, run_id: str) -> StoredRun | None:
+        with self._snapshot() as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM runs r WHERE r.seq = (SELECT seq FROM run_ids WHERE run_id = ?)"
+                f" UNION ALL SELECT {_COLUMNS} FROM runs r"
+                " WHERE r.seq > (SELECT indexed_upto FROM index_state) AND r.run_id = ? LIMIT 1",
+                (run_id, run_id),
+            ).fetchone()
+        return None if row is None else _row_to_run(row)
+
+    def workflow_names(self) -> list[str]:
+        with self._snapshot() as conn:
+            return [row[0] for row in conn.execute("SELECT name FROM workflows ORDER BY name")]
+
+    def token_known(self, token_id: str) -> bool:
+        with self._connection() as conn:
+            row = conn.execute("SELECT revoked FROM tokens WHERE token_id = ?", (token_id,)).fetchone()
+        return row is not None and not row[0]
+
+
+def workflow_id(tenant_id: str, workflow_name: str) -> str:
+    """A stable id per workflow name (the engine has no workflow registry)."""
+    return str(uuid.uuid5(uuid.UUID(tenant_id), workflow_name))
