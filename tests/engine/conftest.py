@@ -45,6 +45,12 @@ def auth(engine: Engine) -> Metadata:
 
 
 @pytest.fixture
+def as_auth() -> Callable[[str], AuthMetadata]:
+    """`as_auth(token)`: the call metadata for a token (importing from conftest breaks with other conftests)."""
+    return bearer
+
+
+@pytest.fixture
 def channel(engine: Engine) -> Iterator[grpc.Channel]:
     options = [("grpc.max_send_message_length", 64 * 1024 * 1024)]  # so the server's own limit is what bites
     with grpc.insecure_channel(engine.address, options=options) as ch:
