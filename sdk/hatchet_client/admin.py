@@ -15,13 +15,13 @@ import grpc
 
 from hatchet_client._proto import workflows_pb2
 from hatchet_client._proto.v1 import admin_pb2
-from hatchet_client.channel import auth_metadata, open_channel
+from hatchet_client.channel import auth_metadata, open_channel, wait_ready
 from hatchet_client.config import ClientConfig
 from hatchet_client.encode import RunEncoder
 from hatchet_client.errors import BulkSubmitError, BulkSubmitInterrupted, RpcError, SubmissionStopped
 from hatchet_client.pipeline import MAX_BATCH_SIZE, CallFuture, Submission, classify
 from hatchet_client.runs import RunDetails, TaskDetails, WorkflowRunRef
-from hatchet_client.types import Chunk, ChunkOutcome, TriggerWorkflowOptions, WorkflowRun
+from hatchet_client.types import Chunk, ChunkOutcome, OptionsLike, RunLike
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ class AdminClient:
         self,
         workflow_name: str,
         input: Mapping[str, Any],
-        options: TriggerWorkflowOptions | None = None,
+        options: OptionsLike | None = None,
         *,
         timeout: float | None = None,
     ) -> WorkflowRunRef:
@@ -85,7 +85,7 @@ class AdminClient:
 
     def run_workflows(
         self,
-        workflow_runs: Iterable[WorkflowRun],
+        workflow_runs: Iterable[RunLike],
         *,
         batch_size: int = MAX_BATCH_SIZE,
         concurrency: int = 2,
@@ -129,7 +129,7 @@ class AdminClient:
 
     def submit(
         self,
-        runs: Iterable[tuple[T, WorkflowRun]],
+        runs: Iterable[tuple[T, RunLike]],
         *,
         batch_size: int = MAX_BATCH_SIZE,
         concurrency: int = 2,
@@ -152,7 +152,7 @@ class AdminClient:
             stop_on_unknown=stop_on_unknown,
         )
 
-    def check(self, run: WorkflowRun, index: int = 0, tag: object = None) -> int:
+    def check(self, run: RunLike, index: int = 0, tag: object = None) -> int:
         """Validate one run as `submit` would; returns its encoded size in bytes. Raises RunValidationError."""
         with self._lock:
             return len(self._encoder.encode_item(run, index, tag))
@@ -185,7 +185,7 @@ class AdminClient:
         return RunEncoder(self.config.namespace, self.config.grpc_max_send_message_length)
 
     @staticmethod
-    def _encoded(pairs: Iterator[tuple[T, WorkflowRun]], encoder: RunEncoder) -> Iterator[tuple[T, bytes]]:
+    def _encoded(pairs: Iterator[tuple[T, RunLike]], encoder: RunEncoder) -> Iterator[tuple[T, bytes]]:
         encode = encoder.encode_item
         for index, (tag, run) in enumerate(pairs):
             yield tag, encode(run, index, tag)
@@ -227,9 +227,7 @@ class AdminClient:
         )
 
     def _wait_ready(self, timeout: float) -> bool:
-        try:
-            grpc.channel_ready_future(self._get_channel()).result(timeout=timeout)
-        except grpc.FutureTimeoutError:
+        if not wait_ready(self._get_channel(), timeout):
             return False
         self._connected = True
         return True

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import time
+from typing import Any
+
 import grpc
 
 from hatchet_client.config import ClientConfig
@@ -58,3 +62,41 @@ def open_channel(config: ClientConfig) -> grpc.Channel:
     if credentials is None:
         return grpc.insecure_channel(config.host_port, options=channel_options(config))
     return grpc.secure_channel(config.host_port, credentials, options=channel_options(config))
+
+
+def wait_ready(channel: grpc.Channel, timeout: float) -> bool:
+    """Block until `channel` is READY (True) or `timeout` seconds pass (False), connecting if needed.
+
+    grpc's public `channel_ready_future` runs a polling thread that can outlive the wait and then touch the
+    channel after it was closed ("Cannot invoke RPC: Channel closed!" in a background thread). This waits in the
+    calling thread with the same two cygrpc calls that thread makes, and falls back to the public API if a
+    future grpcio lacks them. Wakes at least every 0.25 s, so Ctrl-C interrupts it."""
+    raw: Any = getattr(channel, "_channel", None)
+    ready: Any = _cygrpc_ready()
+    if ready is None or not hasattr(raw, "watch_connectivity_state") or not hasattr(raw, "check_connectivity_state"):
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            return False
+        return True
+    deadline = time.monotonic() + timeout
+    try:
+        state = raw.check_connectivity_state(True)
+        while state != ready:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            raw.watch_connectivity_state(state, time.time() + min(remaining, 0.25))
+            state = raw.check_connectivity_state(True)
+    except ValueError:  # the channel was closed meanwhile
+        return False
+    return True
+
+
+def _cygrpc_ready() -> object | None:
+    try:
+        cygrpc = importlib.import_module("grpc._cython.cygrpc")
+    except ImportError:
+        return None
+    state_enum = getattr(cygrpc, "ConnectivityState", None)
+    return getattr(state_enum, "ready", None)

@@ -46,6 +46,11 @@ class WorkflowRun(TypedDict):
     options: NotRequired[TriggerWorkflowOptions]
 
 
+RunLike: TypeAlias = WorkflowRun | Mapping[str, Any]
+"""What the trigger methods accept: a WorkflowRun, or any mapping of the same shape (checked at run time)."""
+
+OptionsLike: TypeAlias = TriggerWorkflowOptions | Mapping[str, Any]
+
 T = TypeVar("T")
 
 ChunkState = Literal["submitted", "failed", "unknown"]

@@ -141,3 +141,38 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         if name.startswith("HATCHET_CLIENT_"):
             monkeypatch.delenv(name)
     yield monkeypatch
+
+
+@pytest.fixture
+def engine_db(tmp_path: Path) -> Path:
+    return tmp_path / "engine.db"
+
+
+@pytest.fixture
+def engine(engine_db: Path) -> Iterator[Any]:
+    """The embedded engine on a free loopback port, with a fresh database."""
+    from hatchet_client.engine import Engine
+
+    with Engine(engine_db, port=0) as eng:
+        yield eng
+
+
+@pytest.fixture
+def hatchet(engine: Any) -> Iterator[Any]:
+    """Our client for `engine`, configured explicitly (the outer environment is ignored)."""
+    from hatchet_client import Hatchet
+
+    client = Hatchet(token=engine.token(), tls_strategy="none", connect_timeout=5, environ={})
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def stored(engine: Any, engine_db: Path) -> Callable[..., list[Any]]:
+    """The runs the engine stored, read back from its database: stored(metadata={...}, workflow=...)."""
+    from hatchet_client.engine import RunStore
+
+    def read(**filters: Any) -> list[Any]:
+        return list(RunStore(engine_db).list_runs(**filters))
+
+    return read

@@ -52,7 +52,7 @@ def reference(run: dict[str, Any], namespace: str = "") -> trigger_pb2.TriggerWo
         if "required" in label:
             entry.required = label["required"]
         if "comparator" in label:
-            entry.comparator = trigger_pb2.WorkerLabelComparator.Value(label["comparator"])
+            entry.comparator = label["comparator"]  # protobuf takes the enum value name
         if "weight" in label:
             entry.weight = label["weight"]
     return msg
