@@ -214,6 +214,10 @@ class _Server(ThreadingHTTPServer):
         socketserver.TCPServer.server_bind(self)  # skip HTTPServer's reverse DNS lookup of the host
         self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints these to stderr; a failed TLS handshake or a client hanging up is not ours to print.
+        log.debug("engine REST: error serving %s", client_address, exc_info=True)
+
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, addr = super().get_request()
         if self.ssl_context is not None:  # the TLS handshake happens in the request's thread, not here
