@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, TypeVar, cast
 
@@ -19,7 +20,7 @@ from hatchet_client.channel import auth_metadata, open_channel, wait_ready
 from hatchet_client.config import ClientConfig
 from hatchet_client.encode import RunEncoder
 from hatchet_client.errors import BulkSubmitError, BulkSubmitInterrupted, RpcError, SubmissionStopped
-from hatchet_client.pipeline import MAX_BATCH_SIZE, CallFuture, Submission, classify
+from hatchet_client.pipeline import MAX_BATCH_SIZE, CallFuture, Submission, chunked, classify
 from hatchet_client.runs import RunDetails, TaskDetails, WorkflowRunRef
 from hatchet_client.types import Chunk, ChunkOutcome, OptionsLike, RunLike
 
@@ -99,15 +100,22 @@ class AdminClient:
         validation error is its __cause__). An empty input sends nothing and returns [].
         On any failed or unknown chunk, raises BulkSubmitError carrying the run ids of every chunk that
         succeeded (by input index) and the indices that failed, have an unknown fate, or were not sent."""
+        max_send = self.config.grpc_max_send_message_length
         if isinstance(workflow_runs, Sequence):
             encoder = self._new_encoder()
-            encoded = [encoder.encode_item(run, i) for i, run in enumerate(workflow_runs)]
-            items: Iterator[tuple[int, bytes]] = enumerate(encoded)
-            total: int | None = len(encoded)
+            encoded = chunked(
+                ((i, encoder.encode_item(run, i)) for i, run in enumerate(workflow_runs)), batch_size, max_send
+            )
+            ready: deque[tuple[Sequence[int], bytes]] = deque(
+                (range(tags[0], tags[-1] + 1), payload) for tags, payload in encoded
+            )
+            total: int | None = len(workflow_runs)
+            chunks: Iterator[tuple[Sequence[int], bytes]] = _handed_over(ready)
         else:
             total = None
-            items = self._encoded(((i, run) for i, run in enumerate(workflow_runs)), self._new_encoder())
-        submission = self._submission(items, batch_size=batch_size, concurrency=concurrency, timeout=timeout)
+            pairs = ((i, run) for i, run in enumerate(workflow_runs))
+            chunks = chunked(self._encoded(pairs, self._new_encoder()), batch_size, max_send)
+        submission = self._submission(chunks, concurrency=concurrency, timeout=timeout)
         by_chunk: dict[int, ChunkOutcome[int]] = {}
         stop: BaseException | None = None
         try:
@@ -144,8 +152,7 @@ class AdminClient:
         outcome (SubmissionStopped). See hatchet_client.pipeline for the rules, Ctrl-C and close()."""
         items = self._encoded(((tag, run) for tag, run in runs), self._new_encoder())
         return self._submission(
-            items,
-            batch_size=batch_size,
+            chunked(items, batch_size, self.config.grpc_max_send_message_length),
             concurrency=concurrency,
             before_send=before_send,
             timeout=timeout,
@@ -192,9 +199,8 @@ class AdminClient:
 
     def _submission(
         self,
-        items: Iterator[tuple[T, bytes]],
+        chunks: Iterator[tuple[Sequence[T], bytes]],
         *,
-        batch_size: int,
         concurrency: int,
         timeout: float | None,
         before_send: Callable[[Chunk[T]], object] | None = None,
@@ -202,9 +208,7 @@ class AdminClient:
     ) -> Submission[T]:
         return Submission(
             _Transport(self),
-            items,
-            max_send=self.config.grpc_max_send_message_length,
-            batch_size=batch_size,
+            chunks,
             concurrency=concurrency,
             before_send=before_send,
             timeout=self._timeout(timeout),
@@ -282,6 +286,13 @@ class _Transport:
 
     def wait_ready(self, timeout: float) -> bool:
         return self._admin._wait_ready(timeout)
+
+
+def _handed_over(ready: deque[tuple[Sequence[int], bytes]]) -> Iterator[tuple[Sequence[int], bytes]]:
+    """Yield prepared chunks, dropping each from `ready` as it goes: a request's memory is freed once sent,
+    and the run ids arriving meanwhile reuse it."""
+    while ready:
+        yield ready.popleft()
 
 
 def _rpc_error(what: str, exc: grpc.RpcError) -> RpcError:

@@ -91,15 +91,74 @@ class RunEncoder:
         self.max_send = max_send
         self._json = _json_encoder()
         self._names: dict[tuple[str, str | None], bytes] = {}
+        self._plain_names: dict[str, bytes] = {}  # the same fields, for runs without a namespace override
 
     def encode_item(self, run: Mapping[str, Any], index: int, tag: object = None) -> bytes:
         """The run as one framed element of `BulkTriggerWorkflowRequest.workflows` (tag, length, message)."""
-        body = self.encode_request(run, index, tag, framing=True)
-        return b"\n" + varint(len(body)) + body
+        body = self._fast(run) if type(run) is dict else None
+        if body is None:
+            body = self._general(run, index, tag)
+        size = len(body)
+        header = b"\n" + varint(size)
+        if size + len(header) > self.max_send:
+            self._too_big(size + len(header), index, tag)
+        return header + body
 
-    def encode_request(self, run: Mapping[str, Any], index: int, tag: object = None, *, framing: bool = False) -> bytes:
-        """The run as the bytes of a `v1.TriggerWorkflowRequest`. `framing`: its size limit counts the bulk
-        element framing (bulk calls); otherwise the message alone (TriggerWorkflow)."""
+    def encode_request(self, run: Mapping[str, Any], index: int, tag: object = None) -> bytes:
+        """The run as the bytes of a `v1.TriggerWorkflowRequest` (a TriggerWorkflow call's whole message)."""
+        body = self._fast(run) if type(run) is dict else None
+        if body is None:
+            body = self._general(run, index, tag)
+        if len(body) > self.max_send:
+            self._too_big(len(body), index, tag)
+        return body
+
+    def _too_big(self, size: int, index: int, tag: object) -> None:
+        raise RunValidationError(
+            index, "run", f"encoded request is {size} bytes, over the max send size of {self.max_send} bytes", tag
+        )
+
+    def _fast(self, run: dict[str, Any]) -> bytes | None:
+        """The common shape (no option but string metadata) encoded without detours; None for anything else,
+        including anything invalid, which `_general` then encodes or reports."""
+        get = run.get
+        name = get("workflow_name")
+        inp = get("input")
+        options = get("options")
+        if type(name) is not str or type(inp) is not dict or len(run) != (2 if options is None else 3):
+            return None
+        prefix = self._plain_names.get(name)
+        if prefix is None:
+            return None
+        try:
+            text = self._json(inp)
+            data = text.encode()
+        except (ValueError, TypeError, RecursionError):
+            return None
+        if "\\u0000" in text:
+            return None
+        if options is None:
+            return b"".join((prefix, varint(len(data)), data))
+        if type(options) is not dict or len(options) != 1:
+            return None
+        metadata = options.get("additional_metadata")
+        if type(metadata) is not dict:
+            return None
+        if not metadata:
+            return b"".join((prefix, varint(len(data)), data))
+        for key, value in metadata.items():
+            if type(key) is not str or type(value) is not str:
+                return None
+        try:
+            meta_text = self._json(metadata)
+            meta = meta_text.encode()
+        except (ValueError, TypeError, RecursionError):
+            return None
+        if "\\u0000" in meta_text:
+            return None
+        return b"".join((prefix, varint(len(data)), data, b":", varint(len(meta)), meta))
+
+    def _general(self, run: Mapping[str, Any], index: int, tag: object) -> bytes:
         if type(run) is not dict and not isinstance(run, Mapping):
             raise RunValidationError(index, "run", f"expected a dict, got {type(run).__name__}", tag)
         if not 2 <= len(run) <= 3 or not run.keys() <= _RUN_KEYS:
@@ -110,10 +169,7 @@ class RunEncoder:
             if type(options) is not dict and not isinstance(options, Mapping):
                 raise RunValidationError(index, "options", f"expected a dict, got {type(options).__name__}", tag)
             ns_override = options.get("namespace")
-        name = run["workflow_name"]
-        prefix = self._names.get((name, ns_override)) if type(name) is str else None
-        if prefix is None:
-            prefix = self._name_field(name, ns_override, index, tag)
+        prefix = self._name_field(run["workflow_name"], ns_override, index, tag)
         inp = run["input"]
         if type(inp) is not dict and not isinstance(inp, Mapping):
             raise RunValidationError(index, "input", f"expected a dict, got {type(inp).__name__}", tag)
@@ -121,16 +177,7 @@ class RunEncoder:
         parts = [prefix, varint(len(data)), data]
         if options:
             self._options(options, parts, index, tag)
-        body = b"".join(parts)
-        size = len(body) + (1 + len(varint(len(body))) if framing else 0)
-        if size > self.max_send:
-            raise RunValidationError(
-                index,
-                "run",
-                f"encoded request is {size} bytes, over the max send size of {self.max_send} bytes",
-                tag,
-            )
-        return body
+        return b"".join(parts)
 
     def _check_run_keys(self, run: Mapping[str, Any], index: int, tag: object) -> None:
         for key in ("workflow_name", "input"):
@@ -145,10 +192,14 @@ class RunEncoder:
             raise RunValidationError(index, "workflow_name", "expected a non-empty string", tag)
         if ns_override is not None and (type(ns_override) is not str or not ns_override):
             raise RunValidationError(index, "options.namespace", "expected a non-empty string", tag)
-        namespace = normalize_namespace(ns_override) if ns_override else self.namespace
-        field = _string_field(0x0A, apply_namespace(name, namespace)) + b"\x12"  # name, then input's tag
-        if len(self._names) < 10_000:
-            self._names[(name, ns_override)] = field
+        field = self._names.get((name, ns_override))
+        if field is None:
+            namespace = normalize_namespace(ns_override) if ns_override else self.namespace
+            field = _string_field(0x0A, apply_namespace(name, namespace)) + b"\x12"  # name, then input's tag
+            if len(self._names) < 10_000:  # bounded: names are few, but nothing stops a caller
+                self._names[(name, ns_override)] = field
+                if ns_override is None:
+                    self._plain_names[name] = field
         return field
 
     def _json_bytes(self, value: object, field: str, index: int, tag: object) -> bytes:

@@ -40,7 +40,7 @@ import contextlib
 import queue
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -115,30 +115,52 @@ def outcome_of(chunk: Chunk[T], future: CallFuture) -> ChunkOutcome[T]:
     return ChunkOutcome(chunk, "unknown", code=None, error=f"{type(exc).__name__}: {exc}")
 
 
+def chunked(items: Iterable[tuple[T, bytes]], batch_size: int, max_send: int) -> Iterator[tuple[list[T], bytes]]:
+    """Group framed items into (tags, request bytes) of at most `batch_size` items and `max_send` bytes.
+
+    Each item is already framed (tag byte + length varint + message), so the byte count includes the framing.
+    A chunk is yielded as soon as it is full, without reading the next item. A bad batch_size raises at once."""
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise ValueError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
+    return _chunks(items, batch_size, max_send)
+
+
+def _chunks(items: Iterable[tuple[T, bytes]], batch_size: int, max_send: int) -> Iterator[tuple[list[T], bytes]]:
+    tags: list[T] = []
+    parts: list[bytes] = []
+    size = 0
+    for tag, item in items:
+        if parts and size + len(item) > max_send:
+            yield tags, b"".join(parts)
+            tags, parts, size = [], [], 0
+        tags.append(tag)
+        parts.append(item)
+        size += len(item)
+        if len(parts) >= batch_size:
+            yield tags, b"".join(parts)
+            tags, parts, size = [], [], 0
+    if parts:
+        yield tags, b"".join(parts)
+
+
 class Submission(Iterator[ChunkOutcome[T]], Generic[T]):
     """Iterator over chunk outcomes; see the module docstring. Made by `AdminClient.submit`."""
 
     def __init__(
         self,
         transport: Transport,
-        items: Iterator[tuple[T, bytes]],
+        chunks: Iterator[tuple[Sequence[T], bytes]],
         *,
-        max_send: int,
-        batch_size: int = MAX_BATCH_SIZE,
         concurrency: int = 2,
         before_send: Callable[[Chunk[T]], object] | None = None,
         timeout: float | None = None,
         connect_timeout: float = 30.0,
         stop_on_unknown: bool = False,
     ) -> None:
-        if not 1 <= batch_size <= MAX_BATCH_SIZE:
-            raise ValueError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         self._transport = transport
-        self._items = items
-        self._max_send = max_send
-        self._batch_size = batch_size
+        self._chunks = chunks
         self._concurrency = concurrency
         self._before_send = before_send
         self._timeout = timeout
@@ -151,7 +173,6 @@ class Submission(Iterator[ChunkOutcome[T]], Generic[T]):
         self._unacked: ChunkOutcome[T] | None = None
         self._sending: tuple[Chunk[T], Literal["preparing", "calling"]] | None = None
         self._next: tuple[Chunk[T], bytes] | None = None  # built, not yet sent
-        self._carry: tuple[T, bytes] | None = None  # an item that did not fit in the previous chunk
         self._seq = 0
         self._index = 0  # input position of the next run to put in a chunk
         self._need_ready = True
@@ -258,41 +279,19 @@ class Submission(Iterator[ChunkOutcome[T]], Generic[T]):
         return outcome_of(*entry)
 
     def _build(self) -> tuple[Chunk[T], bytes] | None:
-        tags: list[T] = []
-        parts: list[bytes] = []
-        size = 0
-        limit = self._max_send
-        batch = self._batch_size
         try:
-            if self._carry is not None:
-                tag, item = self._carry
-                self._carry = None
-                tags.append(tag)
-                parts.append(item)
-                size = len(item)
-            if len(parts) < batch:
-                for tag, item in self._items:
-                    if size + len(item) > limit:
-                        self._carry = (tag, item)
-                        break
-                    tags.append(tag)
-                    parts.append(item)
-                    size += len(item)
-                    if len(parts) >= batch:
-                        break
-                else:
-                    self._input_done = True
+            tags, payload = next(self._chunks)
+        except StopIteration:
+            self._input_done = True
+            return None
         except Exception as exc:  # noqa: BLE001 - the caller's iterable or the encoder failed: stop, drain, re-raise
             self._input_done = self._stopping = True
             self._stop_error = exc
             return None
-        if not parts:
-            self._input_done = True
-            return None
-        chunk = Chunk(seq=self._seq, first_index=self._index, tags=tuple(tags), size=size)
+        chunk = Chunk(seq=self._seq, first_index=self._index, tags=tags, size=len(payload))
         self._seq += 1
-        self._index += len(parts)
-        return chunk, b"".join(parts)
+        self._index += len(tags)
+        return chunk, payload
 
     def _send(self, chunk: Chunk[T], payload: bytes) -> None:
         self._sending = (chunk, "preparing")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, NotRequired, TypeAlias, TypedDict, TypeVar
 
@@ -61,12 +61,13 @@ class Chunk(Generic[T]):
     """A group of runs sent in one BulkTriggerWorkflow call.
 
     `seq` numbers chunks from 0 in input order; `first_index` is the input position (0-based) of its first
-    run; `tags` are the caller's tags of its runs, in input order; `size` is the request's encoded size.
+    run; `tags` are the caller's tags of its runs, in input order (a list; a range of input indices for
+    `run_workflows`); `size` is the request's encoded size in bytes.
     """
 
     seq: int
     first_index: int
-    tags: tuple[T, ...]
+    tags: Sequence[T]
     size: int
 
     def __len__(self) -> int:
@@ -100,5 +101,5 @@ class ChunkOutcome(Generic[T]):
         return self.chunk.seq
 
     @property
-    def tags(self) -> tuple[T, ...]:
+    def tags(self) -> Sequence[T]:
         return self.chunk.tags

@@ -60,6 +60,9 @@ def reference(run: dict[str, Any], namespace: str = "") -> trigger_pb2.TriggerWo
 
 RUNS: list[dict[str, Any]] = [
     {"workflow_name": "ManualTriggerWorkflow", "input": {"test": "test"}},
+    {"workflow_name": "Docs", "input": {"n": 1}, "options": {"additional_metadata": {"hello": "moon", "é": "ü"}}},
+    {"workflow_name": "Empty", "input": {"n": 1}, "options": {"additional_metadata": {}}},
+    {"workflow_name": "NoOptions", "input": {"n": 1}, "options": {}},
     {"workflow_name": "W", "input": {}},
     {
         "workflow_name": "BulkParent",
@@ -93,6 +96,7 @@ def test_each_run_encodes_exactly_as_the_generated_message(run: dict[str, Any], 
     encoder = RunEncoder(namespace, MAX)
     expected = reference(run, namespace).SerializeToString(deterministic=True)
     assert encoder.encode_request(run, 0) == expected
+    assert encoder.encode_request(run, 0) == expected  # again, now that the name is cached (the fast path)
     assert trigger_pb2.TriggerWorkflowRequest.FromString(expected) == reference(run, namespace)
 
 

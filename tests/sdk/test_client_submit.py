@@ -247,3 +247,13 @@ def test_ctrl_c_loses_no_outcome(engine: Any, hatchet: Hatchet, stored: Stored) 
     assert states.count("unknown") == 1 and states.count("submitted") == len(states) - 1
     submitted = {rid for o in recorded.values() for rid in o.run_ids}
     assert submitted <= {r.run_id for r in stored()}
+
+
+def test_bad_arguments_raise_before_anything_is_sent(hatchet: Hatchet, stored: Stored) -> None:
+    with pytest.raises(ValueError, match=r"^batch_size must be in 1\.\.1000, not 1001$"):
+        hatchet.admin.submit(runs(5), batch_size=1001)
+    with pytest.raises(ValueError, match=r"^batch_size must be in 1\.\.1000, not 0$"):
+        hatchet.admin.run_workflows(iter([]), batch_size=0)
+    with pytest.raises(ValueError, match=r"^concurrency must be at least 1, not 0$"):
+        hatchet.admin.run_workflows([{"workflow_name": "W", "input": {}}], concurrency=0)
+    assert stored() == []
