@@ -319,7 +319,7 @@ class Ledger(ABC):
     def import_rows(self, rows: Iterable[dict[str, Any]]) -> int:
         """Upsert exported rows in one transaction; returns how many. Refuses (and writes nothing) if a row
         would move a submitted run to another state or run id."""
-        from hatchet_manifest.ledger.rows import row_from_json
+        from hatchet_manifest.ledger.rows import RowError, row_from_json
 
         count = 0
         with self._mutex, self._import_transaction():
@@ -331,7 +331,7 @@ class Ledger(ABC):
                     target, entry = row_from_json(row, count)
                     earlier = first_seen.setdefault((target, entry.key), count)
                     if earlier != count:
-                        raise LedgerError(f"row {count}: the same target and key as row {earlier}")
+                        raise RowError(count, f"the same target and key as row {earlier}")
                     parsed.append((target, entry))
                 self._import_chunk(parsed)
         return count

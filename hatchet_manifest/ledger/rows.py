@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from hatchet_manifest.errors import LedgerError
 from hatchet_manifest.ledger.base import RUN_STATES, LedgerEntry, RunState, Target
+
+
+class RowError(LedgerError):
+    """A row of an import that is not a valid ledger row; `number` counts rows (lines of a JSON lines file) from 1."""
+
+    def __init__(self, number: int, message: str) -> None:
+        self.number = number
+        self.reason = message
+        super().__init__(f"row {number}: {message}")
+
 
 REQUIRED = ("tenant_id", "address", "key", "digest", "manifest", "file", "state", "created_at", "updated_at")
 OPTIONAL = ("run_id", "error")
@@ -34,39 +45,53 @@ def row_to_json(target: Target, entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
-def _parse_time(value: str, field: str, where: str) -> datetime:
+def to_line(row: dict[str, Any]) -> str:
+    """One JSON lines record (no newline), byte-identical for identical rows."""
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_lines(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """JSON lines -> objects; row N is line N (a blank line is an error, as JSON lines has none)."""
+    for number, line in enumerate(lines, 1):
+        try:
+            yield json.loads(line)
+        except ValueError as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise RowError(number, f"not valid JSON: {reason}") from None
+
+
+def _parse_time(value: str, field: str, number: int) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise LedgerError(f"{where}: {field}: not an ISO 8601 time: {value!r}") from None
+        raise RowError(number, f"{field}: not an ISO 8601 time: {value!r}") from None
     if moment.tzinfo is None:
-        raise LedgerError(f"{where}: {field}: the time has no UTC offset: {value!r}")
+        raise RowError(number, f"{field}: the time has no UTC offset: {value!r}")
     return moment.astimezone(UTC)
 
 
 def row_from_json(row: Mapping[str, Any], number: int) -> tuple[Target, LedgerEntry]:
     """Validate one exported row (`number` counts from 1, for the message) and turn it into values."""
-    where = f"row {number}"
     if not isinstance(row, Mapping):
-        raise LedgerError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        raise RowError(number, f"expected a JSON object, got {type(row).__name__}")
     unknown = sorted(set(row) - set(REQUIRED) - set(OPTIONAL))
     if unknown:
-        raise LedgerError(f"{where}: unknown field(s): {', '.join(map(str, unknown))}")
+        raise RowError(number, f"unknown field(s): {', '.join(map(str, unknown))}")
     missing = [name for name in REQUIRED if name not in row]
     if missing:
-        raise LedgerError(f"{where}: missing field(s): {', '.join(missing)}")
+        raise RowError(number, f"missing field(s): {', '.join(missing)}")
     for name in (*REQUIRED, *OPTIONAL):
         value = row.get(name)
         if name in OPTIONAL and value is None:
             continue
         if not isinstance(value, str) or (name in ("key", "tenant_id", "address", "digest") and not value):
-            raise LedgerError(f"{where}: {name}: expected a non-empty string, got {value!r}")
+            raise RowError(number, f"{name}: expected a non-empty string, got {value!r}")
     state = row["state"]
     if state not in RUN_STATES:
-        raise LedgerError(f"{where}: state: expected one of {', '.join(RUN_STATES)}, got {state!r}")
+        raise RowError(number, f"state: expected one of {', '.join(RUN_STATES)}, got {state!r}")
     run_id = row.get("run_id")
     if (state == "submitted") != (run_id is not None):
-        raise LedgerError(f"{where}: run_id: a run id is required for state submitted and only for it")
+        raise RowError(number, "run_id: a run id is required for state submitted and only for it")
     entry = LedgerEntry(
         key=row["key"],
         digest=row["digest"],
@@ -75,7 +100,7 @@ def row_from_json(row: Mapping[str, Any], number: int) -> tuple[Target, LedgerEn
         file=row["file"],
         state=cast(RunState, state),
         error=row.get("error"),
-        created_at=_parse_time(row["created_at"], "created_at", where),
-        updated_at=_parse_time(row["updated_at"], "updated_at", where),
+        created_at=_parse_time(row["created_at"], "created_at", number),
+        updated_at=_parse_time(row["updated_at"], "updated_at", number),
     )
     return Target(row["tenant_id"], row["address"]), entry

@@ -7,7 +7,7 @@ ledger_worker.py turns URL STATE_DIR TENANT ADDRESS COUNTER_FILE ROUNDS
     exit 3 if another process was found inside
 ledger_worker.py race URL STATE_DIR TENANT ADDRESS NKEYS BATCH SEED
     print "ready", wait for a line on stdin, then record_pending the keys k0..k{NKEYS-1} in shuffled batches,
-    without the lock, dropping keys another process took; print the keys won as one JSON list
+    without the lock, dropping keys another process took; print {"won": [...], "refused": [...]}
 ledger_worker.py migrate URL STATE_DIR
     print "ready", wait for a line on stdin, then open the ledger (migrating it) and print its schema version
 """
@@ -46,6 +46,7 @@ def race(url: str, state_dir: Path, target: Target, nkeys: int, batch: int, seed
     keys = [f"k{i}" for i in range(nkeys)]
     random.Random(seed).shuffle(keys)
     won: list[str] = []
+    refused: list[str] = []
     with open_ledger(url, state_dir) as ledger:
         print("ready", flush=True)
         sys.stdin.readline()
@@ -55,11 +56,13 @@ def race(url: str, state_dir: Path, target: Target, nkeys: int, batch: int, seed
                 try:
                     ledger.record_pending(target, [PendingRow(k, "d", "m", "f.yaml") for k in wanted])
                 except KeyTakenError as taken:
+                    refused += taken.keys
                     wanted = [k for k in wanted if k not in set(taken.keys)]
                 else:
                     won += wanted
                     break
-    print(json.dumps(won), flush=True)
+            time.sleep(0.001)  # as an executor sends between two chunks: lets the other process in
+    print(json.dumps({"won": won, "refused": refused}), flush=True)
 
 
 def migrate(url: str, state_dir: Path) -> None:
