@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from hatchet_client import (
     RunValidationError,
     WorkflowRunRef,
 )
+from hatchet_client.encode import RunEncoder
 
 Stored = Callable[..., list[Any]]
 
@@ -113,8 +115,8 @@ def test_no_engine_listening_is_a_clear_not_sent_error(make_token: Callable[...,
     assert (bulk.value.fate(0), bulk.value.fate(1200)) == ("failed", "not_sent")
 
 
-def test_gzip_compression_is_accepted(engine: Any, stored: Stored) -> None:
-    with Hatchet(ClientConfig(token=engine.token(), tls_strategy="none", grpc_compression="gzip", environ={})) as h:
+def test_uncompressed_calls_are_accepted(engine: Any, stored: Stored) -> None:
+    with Hatchet(ClientConfig(token=engine.token(), tls_strategy="none", grpc_compression="none", environ={})) as h:
         refs = h.admin.run_workflows([{"workflow_name": "W", "input": {"s": "x" * 1000, "i": i}} for i in range(50)])
     assert sorted(r.run_id for r in stored()) == sorted(r.workflow_run_id for r in refs)
 
@@ -146,3 +148,84 @@ def unused_port(tmp_path: Path) -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+class CountingRelay:
+    """A TCP relay to the engine that counts the bytes the client sends."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import socket
+        import threading
+
+        self.target = target
+        self.sent = 0
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self._server.getsockname()[1]
+        self._sockets: list[socket.socket] = [self._server]
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._sockets += [client, upstream]
+            for src, dst, counted in ((client, upstream, True), (upstream, client, False)):
+                thread = threading.Thread(target=self._pipe, args=(src, dst, counted), daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def _pipe(self, src: Any, dst: Any, counted: bool) -> None:
+        while True:
+            try:
+                data = src.recv(65536)
+                if not data:
+                    return
+                dst.sendall(data)
+            except OSError:
+                return
+            if counted:
+                with self._lock:
+                    self.sent += len(data)
+
+    def close(self) -> None:
+        import socket
+
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the threads blocked in recv/accept
+            sock.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+
+@pytest.mark.parametrize("compression", ["gzip", "none"])
+def test_gzip_shrinks_what_goes_on_the_wire(engine: Any, compression: str, stored: Stored) -> None:
+    host, port = engine.address.rsplit(":", 1)
+    relay = CountingRelay((host, int(port)))
+    runs = [{"workflow_name": "W", "input": {"text": "the same words again " * 20, "i": i}} for i in range(1000)]
+    encoder = RunEncoder("", 4 * 1024 * 1024)
+    raw = sum(len(encoder.encode_item(r, i)) for i, r in enumerate(runs))
+    try:
+        with Hatchet(
+            token=engine.token(),
+            host_port=f"127.0.0.1:{relay.port}",
+            tls_strategy="none",
+            grpc_compression=compression,
+            environ={},
+        ) as hatchet:
+            hatchet.admin.run_workflows(runs)
+    finally:
+        relay.close()
+    assert len(stored()) == 1000
+    if compression == "gzip":
+        assert relay.sent < raw / 5
+    else:
+        assert relay.sent > raw

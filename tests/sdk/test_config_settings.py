@@ -24,7 +24,7 @@ def test_defaults_come_from_the_token(make_token: MakeToken) -> None:
     assert config.tls.server_name == "127.0.0.1"
     assert config.grpc_max_send_message_length == 4194304
     assert config.grpc_max_recv_message_length == 4194304
-    assert config.grpc_compression == "none"
+    assert config.grpc_compression == "gzip"
     assert config.call_timeout is None
     assert config.connect_timeout == 30.0
 
@@ -41,7 +41,7 @@ def test_environment_overrides_the_token_and_keywords_override_the_environment(
         "HATCHET_CLIENT_TLS_STRATEGY": "NONE",
         "HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH": "1000000",
         "HATCHET_CLIENT_GRPC_MAX_RECV_MESSAGE_LENGTH": "2000000",
-        "HATCHET_CLIENT_GRPC_COMPRESSION": "gzip",
+        "HATCHET_CLIENT_GRPC_COMPRESSION": "none",
         "HATCHET_CLIENT_CALL_TIMEOUT": "2.5",
         "HATCHET_CLIENT_CONNECT_TIMEOUT": "4",
     }
@@ -55,7 +55,7 @@ def test_environment_overrides_the_token_and_keywords_override_the_environment(
     assert config.tls.strategy == "none"
     assert config.tls.server_name == "engine.example"
     assert (config.grpc_max_send_message_length, config.grpc_max_recv_message_length) == (1000000, 2000000)
-    assert (config.grpc_compression, config.call_timeout, config.connect_timeout) == ("gzip", 2.5, 4.0)
+    assert (config.grpc_compression, config.call_timeout, config.connect_timeout) == ("none", 2.5, 4.0)
 
     config = ClientConfig(environ=env, host_port="127.0.0.1:9", namespace="", tenant_id="t-kw")
     assert (config.host_port, config.tenant_id) == ("127.0.0.1:9", "t-kw")
