@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from hatchet_client import list_runs
 from hatchet_client.errors import HatchetClientError
@@ -29,8 +29,13 @@ def unsettled(ledger: Ledger, target: Target, manifests: Collection[str]) -> lis
     return [e for e in ledger.entries(target, manifests) if e.state in ("pending", "unknown")]
 
 
-def reconcile(ledger: Ledger, target: Target, conn: Connection, manifests: Collection[str]) -> Reconciled:
-    """Adopt the unsettled runs found in the engine; mark the others `unknown` (a pending row after a crash)."""
+def reconcile(
+    ledger: Ledger, target: Target, conn: Connection, manifests: Collection[str], grace: float = 5.0
+) -> Reconciled:
+    """Adopt the unsettled runs found in the engine; mark the others `unknown` (a pending row after a crash).
+
+    Rows touched less than `grace` seconds ago are left pending when not found: a call sent by a process that
+    just died may still be committing on the engine."""
     report = Reconciled()
     rows = unsettled(ledger, target, manifests)
     if not rows:
@@ -56,7 +61,8 @@ def reconcile(ledger: Ledger, target: Target, conn: Connection, manifests: Colle
             ledger.adopt(target, [AdoptedRow(k, wanted[k].digest, manifest, wanted[k].file, rid) for k, rid in found.items()])
             report.adopted += len(found)
         missing = [k for k in wanted if k not in found]
-        pending = [k for k in missing if wanted[k].state == "pending"]
+        recent = datetime.now(UTC) - timedelta(seconds=grace)
+        pending = [k for k in missing if wanted[k].state == "pending" and wanted[k].updated_at <= recent]
         if pending:
             ledger.record_unknown(target, pending, "not confirmed before the apply stopped, and not found in the engine")
         report.still_unknown.extend(missing)

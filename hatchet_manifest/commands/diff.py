@@ -49,12 +49,12 @@ def emit(plan: Plan, output: str, head: dict[str, Any], writer: PlanWriter | Non
     return plan.summary
 
 
-def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float) -> None:
+def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float, grace: float) -> None:
     """Reconcile runs left pending or unknown by an earlier apply, and say what is still unknown."""
     if not unsettled(ledger, conn.target, names):
         return
     with ledger.lock(conn.target, wait=lock_wait):
-        report = reconcile(ledger, conn.target, conn, names)
+        report = reconcile(ledger, conn.target, conn, names, grace)
     if report.adopted:
         click.echo(f"reconciled: {report.adopted} run(s) of unknown fate were found in the engine", err=True)
     for error in report.errors:
@@ -99,7 +99,7 @@ def command(
     else:
         with targs.open_ledger() as ledger, connect(targs.engine, Path(targs.state_dir)) as conn:  # type: ignore[arg-type]
             click.echo(f"target: {conn.describe()}", err=True)
-            settle(ledger, conn, names, targs.lock_wait)
+            settle(ledger, conn, names, targs.lock_wait, targs.settle_grace)
             target: Target = conn.target
             plan = Plan(renderer.runs(), LedgerBaseline(ledger, target), names, conn.config.namespace)
             writer = PlanWriter(Path(out), target, conn.config.namespace) if out else None

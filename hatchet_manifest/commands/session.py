@@ -20,6 +20,7 @@ class TargetArgs:
     ledger: str | None
     engine: str
     lock_wait: float
+    settle_grace: float
 
     @classmethod
     def from_kwargs(cls, kw: dict[str, Any]) -> TargetArgs:
@@ -40,6 +41,10 @@ def target_options(func: F) -> F:
                      "when HATCHET_CLIENT_TOKEN is set."),
         click.option("--lock-wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
                      help="Seconds to wait for another apply on the same target to finish."),
+        click.option("--settle-grace", type=click.FloatRange(min=0), default=5.0, show_default=True,
+                     help="Runs left pending by a stopped apply are looked up in the engine; those not found are "
+                     "called unknown only once they are this many seconds old (a dying apply's last call may still "
+                     "be committing)."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
