@@ -118,7 +118,8 @@ def select(planned: Iterable[PlannedRun], options: ApplyOptions, result: ApplyRe
         send = (
             p.action == "create"
             or (p.action == "changed" and options.resubmit_changed)
-            or (p.action == "unknown" and options.resubmit_unknown)
+            # a row still `pending` is too recent to settle (see reconcile): never resent
+            or (p.action == "unknown" and options.resubmit_unknown and p.known is not None and p.known.state == "unknown")
         )
         if p.action == "changed" and not send:
             result.skipped_changed += 1

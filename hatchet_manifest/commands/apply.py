@@ -96,7 +96,7 @@ def command(
             else:
                 assert renderer is not None
                 names = [m.name for m in renderer.manifests]
-                settle(ledger, conn, names, 0.0, targs.settle_grace)
+                settle(ledger, conn, names, None, targs.settle_grace)
                 planned = Plan(renderer.runs(), LedgerBaseline(ledger, target), names, conn.config.namespace)
             if dry_run:
                 if isinstance(planned, Plan):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 from collections import Counter
@@ -49,11 +50,13 @@ def emit(plan: Plan, output: str, head: dict[str, Any], writer: PlanWriter | Non
     return plan.summary
 
 
-def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float, grace: float) -> None:
-    """Reconcile runs left pending or unknown by an earlier apply, and say what is still unknown."""
+def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float | None, grace: float) -> None:
+    """Reconcile runs left pending or unknown by an earlier apply, and say what is still unknown.
+
+    `lock_wait` None: the caller holds the target's lock already."""
     if not unsettled(ledger, conn.target, names):
         return
-    with ledger.lock(conn.target, wait=lock_wait):
+    with ledger.lock(conn.target, wait=lock_wait) if lock_wait is not None else contextlib.nullcontext():
         report = reconcile(ledger, conn.target, conn, names, grace)
     if report.adopted:
         click.echo(f"reconciled: {report.adopted} run(s) of unknown fate were found in the engine", err=True)

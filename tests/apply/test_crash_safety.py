@@ -1,0 +1,132 @@
+"""Crash safety for real: an apply process killed at chosen and at random moments, then applied again,
+leaves every key in the engine exactly once and none missing.
+
+The engine runs in its own process (`hatchet-manifest engine serve`), the applies are subprocesses that use it
+as a remote Hatchet (token from `engine token`), so reconciliation goes through the REST run listing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hatchet_client.engine import RunStore
+from tests.conftest import ROOT
+
+COUNT = 400
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hatchet_manifest", *args]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A served engine; yields the environment an apply needs to use it as a remote Hatchet."""
+    db = tmp_path / "engine" / "engine.db"
+    port, rest = _free_port(), _free_port()
+    log = (tmp_path / "engine.log").open("wb")
+    proc = subprocess.Popen(
+        _cli("engine", "serve", "--port", str(port), "--rest-port", str(rest), "--db", str(db)),
+        stdout=subprocess.DEVNULL, stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"engine did not start: {(tmp_path / 'engine.log').read_text()}") from None
+                time.sleep(0.05)
+        token = subprocess.run(
+            _cli("engine", "token", "--db", str(db), "--port", str(port), "--rest-port", str(rest)),
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCHET_", "CI"))}
+        env.update(HATCHET_CLIENT_TOKEN=token, HATCHET_CLIENT_TLS_STRATEGY="none", ENGINE_DB=str(db))
+        yield env
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        log.close()
+
+
+def _apply(tmp_path: Path, env: dict[str, str], *extra: str, crash: str | None = None) -> subprocess.Popen[bytes]:
+    run_env = dict(env)
+    if crash:
+        run_env["HATCHET_MANIFEST_CRASH_AT"] = crash
+    args = _cli(
+        "apply", str(tmp_path / "bulk-parent.yaml"), "--set", f"count={COUNT}", "--batch-size", "10",
+        "--concurrency", "2", "--yes", "--engine", "remote", "--state-dir", str(tmp_path / "state"),
+        "--settle-grace", "0.5", *extra,
+    )
+    return subprocess.Popen(args, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+
+
+def _finish(tmp_path: Path, env: dict[str, str]) -> None:
+    """Apply again (resending what is settled as unknown) until everything is submitted."""
+    for _ in range(5):
+        time.sleep(0.6)  # older than --settle-grace: a killed apply's last call has long been committed
+        proc = _apply(tmp_path, env, "--resubmit-unknown")
+        out, err = proc.communicate(timeout=120)
+        if proc.returncode == 0:
+            return
+        assert proc.returncode in (3,), err.decode()
+    raise AssertionError("apply did not converge")
+
+
+def _assert_exactly_once(env: dict[str, str]) -> None:
+    store = RunStore(env["ENGINE_DB"])
+    try:
+        keys = Counter(r.additional_metadata["hatchet-manifest/key"] for r in store.list_runs())
+    finally:
+        store.close()
+    assert len(keys) == COUNT, f"{COUNT - len(keys)} keys missing"
+    twice = [k for k, n in keys.items() if n > 1]
+    assert not twice, f"submitted twice: {twice[:10]}"
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    shutil.copy(ROOT / "manifests" / "bulk-parent.yaml", tmp_path / "bulk-parent.yaml")
+    return tmp_path / "bulk-parent.yaml"
+
+
+@pytest.mark.parametrize("crash", ["after-pending:0", "after-pending:7", "before-outcome:3", "before-outcome:20"])
+def test_crash_at_a_chosen_point_then_reapply(tmp_path: Path, engine: dict[str, str], manifest: Path, crash: str) -> None:
+    proc = _apply(tmp_path, engine, crash=crash)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 137, err.decode()
+    _finish(tmp_path, engine)
+    _assert_exactly_once(engine)
+
+
+def test_kill_9_at_random_moments_then_reapply(tmp_path: Path, engine: dict[str, str], manifest: Path) -> None:
+    rng = random.Random(int(os.environ.get("CRASH_SEED", "7")))
+    for _ in range(4):
+        proc = _apply(tmp_path, engine)
+        time.sleep(rng.uniform(0.3, 1.5))
+        proc.kill()
+        proc.communicate(timeout=60)
+    _finish(tmp_path, engine)
+    _assert_exactly_once(engine)
