@@ -106,15 +106,13 @@ class AdminClient:
             encoded = chunked(
                 ((i, encoder.encode_item(run, i)) for i, run in enumerate(workflow_runs)), batch_size, max_send
             )
-            ready: deque[tuple[Sequence[int], bytes]] = deque(
-                (range(tags[0], tags[-1] + 1), payload) for tags, payload in encoded
-            )
+            ready: deque[tuple[Sequence[int], bytes]] = deque(_as_ranges(encoded))
             total: int | None = len(workflow_runs)
             chunks: Iterator[tuple[Sequence[int], bytes]] = _handed_over(ready)
         else:
             total = None
             pairs = ((i, run) for i, run in enumerate(workflow_runs))
-            chunks = chunked(self._encoded(pairs, self._new_encoder()), batch_size, max_send)
+            chunks = _as_ranges(chunked(self._encoded(pairs, self._new_encoder()), batch_size, max_send))
         submission = self._submission(chunks, concurrency=concurrency, timeout=timeout)
         by_chunk: dict[int, ChunkOutcome[int]] = {}
         stop: BaseException | None = None
@@ -286,6 +284,12 @@ class _Transport:
 
     def wait_ready(self, timeout: float) -> bool:
         return self._admin._wait_ready(timeout)
+
+
+def _as_ranges(chunks: Iterator[tuple[list[int], bytes]]) -> Iterator[tuple[Sequence[int], bytes]]:
+    """Tags that are consecutive input indices, kept as a range instead of a list of ints (memory)."""
+    for tags, payload in chunks:
+        yield range(tags[0], tags[-1] + 1), payload
 
 
 def _handed_over(ready: deque[tuple[Sequence[int], bytes]]) -> Iterator[tuple[Sequence[int], bytes]]:

@@ -174,3 +174,12 @@ def test_host_port_forms() -> None:
     assert split_host_port("127.0.0.1:7077") == ("127.0.0.1", 7077)
     assert split_host_port("[::1]:7077") == ("::1", 7077)
     assert split_host_port("engine.example:443") == ("engine.example", 443)
+
+
+def test_hatchet_takes_a_config_or_settings_not_both(make_token: MakeToken) -> None:
+    config = ClientConfig(token=make_token(), environ={})
+    with pytest.raises(TypeError, match="either a ClientConfig or settings"):
+        Hatchet(config, namespace="x")
+    with Hatchet(token=make_token(), namespace="x", environ={}) as hatchet:
+        assert hatchet.config.namespace == "x_"
+    assert Hatchet(config).config is config
