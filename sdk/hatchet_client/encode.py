@@ -7,7 +7,8 @@ comes from one reused C encoder. tests/sdk/test_client_encode.py proves the byte
 Rules (the issue's "validation before sending"), each failure a RunValidationError naming the run:
 - a run is a dict with `workflow_name` (non-empty str), `input` (a dict) and optionally `options`; other keys
   are an error;
-- `input` must encode as JSON (no NaN/Infinity, no circular references, string keys) and, like every JSON text
+- `input` must encode as JSON (no NaN/Infinity, no circular references; int/float/bool/None keys become
+  strings, as json.dumps does) and, like every JSON text
   sent, must not contain the NUL character (the engine rejects `\\u0000`);
 - metadata keys are strings; values are strings, or scalars sent as strings: int and float as their decimal
   text (`5`, `2.5`; NaN/Infinity refused), bool as `true`/`false` (JSON spelling, so that the REST filter `k:true`

@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hatchet_client import BulkSubmitError, Chunk, ChunkOutcome, ClientConfig, Hatchet, SubmissionStopped
+from hatchet_client import (
+    BulkSubmitError,
+    BulkSubmitInterrupted,
+    Chunk,
+    ChunkOutcome,
+    ClientConfig,
+    Hatchet,
+    SubmissionStopped,
+)
 from hatchet_client.encode import RunEncoder, varint
 
 Stored = Callable[..., list[Any]]
@@ -257,3 +265,22 @@ def test_bad_arguments_raise_before_anything_is_sent(hatchet: Hatchet, stored: S
     with pytest.raises(ValueError, match=r"^concurrency must be at least 1, not 0$"):
         hatchet.admin.run_workflows([{"workflow_name": "W", "input": {}}], concurrency=0)
     assert stored() == []
+
+
+def test_ctrl_c_in_run_workflows_keeps_what_was_submitted(engine: Any, hatchet: Hatchet, stored: Stored) -> None:
+    engine.inject(fault(kind="stall", on_call=3, seconds=1.0))
+    runs_ = [{"workflow_name": "W", "input": {"n": i}} for i in range(50)]
+    timer = threading.Timer(0.4, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(BulkSubmitInterrupted) as info:
+            hatchet.admin.run_workflows(runs_, batch_size=10, concurrency=1)
+    finally:
+        timer.cancel()
+    assert isinstance(info.value, KeyboardInterrupt)
+    partial = info.value.partial
+    assert sorted(partial.run_ids) == list(range(20))
+    assert partial.unknown == list(range(20, 30))
+    assert partial.not_sent_from == 30
+    inputs = {r.run_id: r.input["n"] for r in stored()}
+    assert all(inputs[run_id] == i for i, run_id in partial.run_ids.items())
