@@ -110,7 +110,9 @@ def _crash_point() -> tuple[str, int] | None:
     return point, int(seq or 0)
 
 
-def select(planned: Iterable[PlannedRun], options: ApplyOptions, result: ApplyResult) -> Iterator[tuple[Tag, WorkflowRun]]:
+def select(
+    planned: Iterable[PlannedRun], options: ApplyOptions, result: ApplyResult
+) -> Iterator[tuple[Tag, WorkflowRun]]:
     """The runs to send (create; changed/unknown when asked), stamped, with real secrets; counts the plan."""
     counts = result.counts
     for p in planned:
@@ -119,7 +121,12 @@ def select(planned: Iterable[PlannedRun], options: ApplyOptions, result: ApplyRe
             p.action == "create"
             or (p.action == "changed" and options.resubmit_changed)
             # a row still `pending` is too recent to settle (see reconcile): never resent
-            or (p.action == "unknown" and options.resubmit_unknown and p.known is not None and p.known.state == "unknown")
+            or (
+                p.action == "unknown"
+                and options.resubmit_unknown
+                and p.known is not None
+                and p.known.state == "unknown"
+            )
         )
         if p.action == "changed" and not send:
             result.skipped_changed += 1

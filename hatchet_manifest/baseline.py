@@ -41,8 +41,14 @@ class RenderedBaseline:
         self._db.execute("BEGIN")
         for run in runs:
             batch.append(
-                (run.key, run_digest(run, namespace), run.manifest, run.workflow_name, json.dumps(run.input),
-                 json.dumps(run.additional_metadata))
+                (
+                    run.key,
+                    run_digest(run, namespace),
+                    run.manifest,
+                    run.workflow_name,
+                    json.dumps(run.input),
+                    json.dumps(run.additional_metadata),
+                )
             )
             if len(batch) == 1000:
                 self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?)", batch)

@@ -37,7 +37,6 @@ class KeySet:
         self.count += len(rows) - len(dups)
         return dups
 
-
     def contains_batch(self, keys: Sequence[str]) -> list[bool]:
         """Whether each key was added (up to a hash collision, see the module docstring)."""
         hashes = [hash(k) for k in keys]

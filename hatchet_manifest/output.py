@@ -134,7 +134,9 @@ def write_plan_text(records: Iterable[dict[str, Any]], out: TextIO, show_unchang
         out.write(plan_line(rec, color) + "\n")
 
 
-def write_plan_json(records: Iterable[dict[str, Any]], out: TextIO, head: dict[str, Any], tail: Callable[[], dict[str, Any]]) -> None:
+def write_plan_json(
+    records: Iterable[dict[str, Any]], out: TextIO, head: dict[str, Any], tail: Callable[[], dict[str, Any]]
+) -> None:
     """{...head, "runs": [...], ...tail()}: streamed, tail computed after the runs."""
     out.write(_COMPACT.encode(head)[:-1] + ',"runs":[')
     first = True

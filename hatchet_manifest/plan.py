@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -111,12 +111,22 @@ def classify(digest: str, known: Known | None) -> Action:
 class Plan:
     """Streams PlannedRun values; `summary` counts them as they pass."""
 
-    def __init__(self, runs: Iterable[RenderedRun], baseline: Baseline, manifests: Sequence[str], namespace: str = "") -> None:
+    def __init__(
+        self,
+        runs: Iterable[RenderedRun],
+        baseline: Baseline,
+        manifests: Sequence[str],
+        namespace: str = "",
+        fallback: Callable[[Sequence[tuple[RenderedRun, str]]], dict[str, Known]] | None = None,
+    ) -> None:
+        """`fallback` is asked about the runs the baseline does not know (the engine lookup)."""
         self._runs = runs
         self._baseline = baseline
         self._manifests = list(manifests)
         self._namespace = namespace
+        self._fallback = fallback
         self.summary: Counter[str] = Counter({a: 0 for a in ACTIONS})
+        self.creates: Counter[str] = Counter()  # manifest -> runs planned as create
 
     def __iter__(self) -> Iterator[PlannedRun]:
         seen = KeySet()
@@ -138,11 +148,17 @@ class Plan:
         keys = [r.key for r in batch]
         seen.add_batch(keys)
         known = self._baseline.lookup(keys)
-        for run in batch:
-            digest = run_digest(run, self._namespace)
+        digests = [run_digest(run, self._namespace) for run in batch]
+        if self._fallback is not None:
+            missing = [(run, d) for run, d in zip(batch, digests, strict=True) if run.key not in known]
+            if missing:
+                known.update(self._fallback(missing))
+        for run, digest in zip(batch, digests, strict=True):
             k = known.get(run.key)
             action = classify(digest, k)
             self.summary[action] += 1
+            if action == "create":
+                self.creates[run.manifest] += 1
             yield PlannedRun(action, run.key, digest, run, k)
 
     def _removed(self, seen: KeySet) -> Iterator[PlannedRun]:

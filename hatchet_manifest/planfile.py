@@ -104,7 +104,10 @@ class PlanFile:
             raise ConfigError(f"{path}: not a readable {FORMAT} plan file ({exc})") from None
         t = head.get("target")
         self.header = PlanHeader(
-            head["tool_version"], Target(t["tenant_id"], t["address"]) if t else None, head["namespace"], head["created_at"]
+            head["tool_version"],
+            Target(t["tenant_id"], t["address"]) if t else None,
+            head["namespace"],
+            head["created_at"],
         )
         self.summary: dict[str, int] = tail["summary"]
         self.ledger_digest: str | None = tail["ledger_digest"]
@@ -124,8 +127,15 @@ class PlanFile:
                 continue
             metadata = rec["additional_metadata"]
             run = RenderedRun(
-                rec["key"], rec["workflow_name"], rec["input"], metadata, rec.get("priority"), rec["manifest"],
-                str(self.path), 0, "",
+                rec["key"],
+                rec["workflow_name"],
+                rec["input"],
+                metadata,
+                rec.get("priority"),
+                rec["manifest"],
+                str(self.path),
+                0,
+                "",
             )
             known = Known(rec["key"], "", "submitted", rec.get("run_id")) if rec.get("run_id") else None
             yield PlannedRun(rec["action"], rec["key"], rec["digest"], run, known)

@@ -48,8 +48,9 @@ def reconcile(
         since = min(e.created_at for e in wanted.values()) - SLACK
         found: dict[str, str] = {}
         try:
-            for run in list_runs(config.server_url, config.tenant_id, config.token, {STAMP_MANIFEST: manifest}, "AND",
-                                 since=since):
+            for run in list_runs(
+                config.server_url, config.tenant_id, config.token, {STAMP_MANIFEST: manifest}, "AND", since=since
+            ):
                 key = run.additional_metadata.get(STAMP_KEY)
                 if isinstance(key, str) and key in wanted and key not in found:
                     found[key] = run.run_id
@@ -58,12 +59,16 @@ def reconcile(
             report.still_unknown.extend(wanted)
             continue
         if found:
-            ledger.adopt(target, [AdoptedRow(k, wanted[k].digest, manifest, wanted[k].file, rid) for k, rid in found.items()])
+            ledger.adopt(
+                target, [AdoptedRow(k, wanted[k].digest, manifest, wanted[k].file, rid) for k, rid in found.items()]
+            )
             report.adopted += len(found)
         missing = [k for k in wanted if k not in found]
         recent = datetime.now(UTC) - timedelta(seconds=grace)
         pending = [k for k in missing if wanted[k].state == "pending" and wanted[k].updated_at <= recent]
         if pending:
-            ledger.record_unknown(target, pending, "not confirmed before the apply stopped, and not found in the engine")
+            ledger.record_unknown(
+                target, pending, "not confirmed before the apply stopped, and not found in the engine"
+            )
         report.still_unknown.extend(missing)
     return report

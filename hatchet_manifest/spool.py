@@ -23,6 +23,8 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 class Spool:
     def __init__(self, directory: Path | None = None) -> None:
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
         self._dir = tempfile.TemporaryDirectory(prefix="hatchet-manifest-", dir=directory)
         self.path = Path(self._dir.name) / "runs.jsonl"
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Literal
 
 from hatchet_client import ClientConfig, Hatchet
-from hatchet_client.errors import HatchetClientError
 from hatchet_client.engine import Engine
+from hatchet_client.errors import HatchetClientError
 
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Target
@@ -86,8 +86,13 @@ def connect(mode: EngineMode, state_dir: Path, environ: Mapping[str, str] | None
     state_dir.mkdir(parents=True, exist_ok=True)
     engine = Engine(embedded_db(state_dir), port=0).start()
     try:
-        config = ClientConfig(token=engine.token(), host_port=engine.address, server_url=engine.server_url,
-                              tls_strategy="none", environ={})
+        config = ClientConfig(
+            token=engine.token(),
+            host_port=engine.address,
+            server_url=engine.server_url,
+            tls_strategy="none",
+            environ={},
+        )
     except BaseException:
         engine.stop()
         raise

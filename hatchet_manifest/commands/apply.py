@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import click
 
 from hatchet_manifest.apply import ApplyOptions, ApplyResult, Executor, Progress, select
-from hatchet_manifest.baseline import LedgerBaseline
-from hatchet_manifest.commands.diff import emit, settle
+from hatchet_manifest.commands.diff import emit, lookup_warnings, settle, target_plan
 from hatchet_manifest.commands.options import RenderArgs, render_options
 from hatchet_manifest.commands.session import TargetArgs, target_options
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.output import ProgressBar
-from hatchet_manifest.plan import Plan, PlannedRun, summary_line
+from hatchet_manifest.plan import Plan, summary_line
 from hatchet_manifest.planfile import PlanFile, is_plan_file
 from hatchet_manifest.spool import Spool
 from hatchet_manifest.target import connect
@@ -33,7 +33,10 @@ def report(result: ApplyResult, output: str) -> None:
         f"{result.skipped_unknown} unknown (skipped), {counts.get('removed', 0)} removed from the manifests "
         f"(left alone) in {result.seconds:.1f}s."
     )
-    for kind, keys, total in (("failed", result.failed_keys, result.failed), ("unknown", result.unknown_keys, result.unknown)):
+    for kind, keys, total in (
+        ("failed", result.failed_keys, result.failed),
+        ("unknown", result.unknown_keys, result.unknown),
+    ):
         for key in keys:
             click.echo(f"  {kind}: {key}")
         if total > len(keys):
@@ -59,16 +62,35 @@ def confirm(count: int, where: str, yes: bool) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True, help="Runs per bulk call.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True, help="Bulk calls in flight.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=120.0, show_default=True,
-              help="Deadline of one bulk call, in seconds; an expired call has an unknown fate and is never resent.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=120.0,
+    show_default=True,
+    help="Deadline of one bulk call, in seconds; an expired call has an unknown fate and is never resent.",
+)
 @click.option("--resubmit-changed", is_flag=True, help="Also submit runs whose key exists with other content.")
-@click.option("--resubmit-unknown", is_flag=True, help="Also submit runs whose fate stayed unknown after reconciliation.")
-@click.option("--no-stamp", is_flag=True, help="Do not add hatchet-manifest/key and hatchet-manifest/manifest metadata.")
+@click.option(
+    "--resubmit-unknown", is_flag=True, help="Also submit runs whose fate stayed unknown after reconciliation."
+)
+@click.option(
+    "--no-stamp", is_flag=True, help="Do not add hatchet-manifest/key and hatchet-manifest/manifest metadata."
+)
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
 def command(
-    ctx: click.Context, dry_run: bool, yes: bool, batch_size: int, concurrency: int, timeout: float,
-    resubmit_changed: bool, resubmit_unknown: bool, no_stamp: bool, output: str, **kw: Any,
+    ctx: click.Context,
+    /,
+    dry_run: bool,
+    yes: bool,
+    batch_size: int,
+    concurrency: int,
+    timeout: float,
+    resubmit_changed: bool,
+    resubmit_unknown: bool,
+    no_stamp: bool,
+    output: str,
+    **kw: Any,
 ) -> None:
     """Submit the runs declared in PATH... that the target does not have yet (or exactly the runs of a saved plan).
 
@@ -90,6 +112,8 @@ def command(
         target = conn.target
         with ledger.lock(target, wait=targs.lock_wait):
             planned: Any
+            lookup = None
+            known_rows = 0
             if plan_file is not None:
                 plan_file.check_fresh(ledger, target)
                 planned = plan_file.planned()
@@ -97,7 +121,7 @@ def command(
                 assert renderer is not None
                 names = [m.name for m in renderer.manifests]
                 settle(ledger, conn, names, None, targs.settle_grace)
-                planned = Plan(renderer.runs(), LedgerBaseline(ledger, target), names, conn.config.namespace)
+                planned, lookup, known_rows = target_plan(renderer, ledger, conn, names, targs)
             if dry_run:
                 if isinstance(planned, Plan):
                     emit(planned, "json" if output == "json" else "text", {}, None, False)
@@ -107,8 +131,11 @@ def command(
                 return
             result = ApplyResult()
             with Spool(Path(targs.state_dir)) as spool:
-                count = spool.write(select(_all(planned), options, result))  # renders and validates everything
+                count = spool.write(select(planned, options, result))  # renders and validates everything
                 click.echo(summary_line(_summary(result)), err=True)
+                if lookup is not None:
+                    lookup_warnings(planned, lookup, known_rows, targs.warn_age)
+                    lookup.close()
                 confirm(count, conn.describe(), yes)
                 bar = ProgressBar(count, sys.stderr)
 
@@ -119,18 +146,12 @@ def command(
                 executor.result = result
                 if count:
                     executor.run(spool)
-                    bar.update(result.submitted + result.failed + result.unknown, result.failed, result.unknown, final=True)
+                    bar.update(
+                        result.submitted + result.failed + result.unknown, result.failed, result.unknown, final=True
+                    )
     report(result, output)
     ctx.exit(result.exit_code)
 
 
-def _all(planned: Any) -> Any:
-    p: PlannedRun
-    for p in planned:
-        yield p
-
-
-def _summary(result: ApplyResult) -> Any:
-    from collections import Counter
-
+def _summary(result: ApplyResult) -> Counter[str]:
     return Counter({a: result.counts.get(a, 0) for a in ("create", "changed", "unchanged", "removed", "unknown")})

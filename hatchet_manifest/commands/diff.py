@@ -7,6 +7,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from hatchet_manifest.commands.session import TargetArgs, target_options
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.gitbase import checkout_paths
 from hatchet_manifest.ledger import Ledger, Target
+from hatchet_manifest.lookup import EngineLookup, lookup_since, parse_duration
 from hatchet_manifest.output import write_plan_json, write_plan_text
-from hatchet_manifest.plan import Plan, PlannedRun, summary_line
+from hatchet_manifest.plan import Plan, summary_line
 from hatchet_manifest.planfile import PlanWriter
 from hatchet_manifest.reconcile import reconcile, unsettled
 from hatchet_manifest.render import Renderer
@@ -28,7 +30,9 @@ from hatchet_manifest.target import Connection, connect
 EXIT_CHANGES = 2
 
 
-def emit(plan: Plan, output: str, head: dict[str, Any], writer: PlanWriter | None, show_unchanged: bool) -> Counter[str]:
+def emit(
+    plan: Plan, output: str, head: dict[str, Any], writer: PlanWriter | None, show_unchanged: bool
+) -> Counter[str]:
     """Print the plan (and save it) in one streaming pass; returns the summary."""
 
     def records() -> Iterator[dict[str, Any]]:
@@ -63,14 +67,73 @@ def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float 
     for error in report.errors:
         click.echo(f"warning: {error}", err=True)
     if report.still_unknown:
-        click.echo(f"warning: {len(report.still_unknown)} run(s) have an unknown fate (see `?` below); "
-                   "`apply --resubmit-unknown` sends them again", err=True)
+        click.echo(
+            f"warning: {len(report.still_unknown)} run(s) have an unknown fate (see `?` below); "
+            "`apply --resubmit-unknown` sends them again",
+            err=True,
+        )
+
+
+def target_plan(
+    renderer: Renderer, ledger: Ledger, conn: Connection, names: list[str], targs: TargetArgs
+) -> tuple[Plan, EngineLookup | None, int]:
+    """The plan against the target's ledger, with the engine lookup unless turned off."""
+    known_rows = ledger.count(conn.target)
+    lookup = None
+    if targs.no_engine_lookup:
+        click.echo(
+            "note: --no-engine-lookup: keys the ledger does not know are planned as create without asking the engine",
+            err=True,
+        )
+    else:
+        try:
+            window = parse_duration(targs.lookup_window)
+        except ValueError as exc:
+            raise ConfigError(f"--lookup-window: {exc}") from None
+        lookup = EngineLookup(conn, ledger, conn.target, lookup_since(window))
+    baseline = LedgerBaseline(ledger, conn.target)
+    return Plan(renderer.runs(), baseline, names, conn.config.namespace, lookup), lookup, known_rows
+
+
+def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, warn_age: str) -> None:
+    if lookup is None:
+        return
+    report = lookup.report
+    adopted = sum(report.adopted.values())
+    stamped = sum(report.stamped.values())
+    if known_rows == 0 and stamped:
+        click.echo(
+            f"warning: the ledger had no record of this target, but the engine holds runs stamped by "
+            f"hatchet-manifest; {adopted} were adopted. Share one ledger between CI jobs "
+            "(--ledger postgresql://...) so that runs older than the engine keeps are not re-created.",
+            err=True,
+        )
+    elif adopted:
+        click.echo(f"adopted {adopted} run(s) found in the engine that the ledger did not know", err=True)
+    try:
+        age = parse_duration(warn_age)
+    except ValueError as exc:
+        raise ConfigError(f"--warn-age: {exc}") from None
+    cutoff = datetime.now(UTC) - age
+    for manifest, creates in sorted(plan.creates.items()):
+        oldest = report.oldest.get(manifest)
+        if creates and oldest is not None and oldest < cutoff:
+            click.echo(
+                f"warning: manifest {manifest!r} has runs in the engine since {oldest:%Y-%m-%d}; the {creates} "
+                "run(s) planned as create were not found there: any that ran before the engine's retention "
+                "window would be re-created",
+                err=True,
+            )
 
 
 def plan_against_base(rargs: RenderArgs, renderer: Renderer, base: str, names: list[str]) -> Plan:
     with tempfile.TemporaryDirectory(prefix="hatchet-manifest-base-") as tmp:
         paths = checkout_paths(base, list(rargs.paths), Path(tmp))
-        base_manifests = RenderArgs(tuple(paths), *[getattr(rargs, f) for f in list(rargs.__dataclass_fields__)[1:]]).load() if paths else []
+        base_manifests = (
+            RenderArgs(tuple(paths), *[getattr(rargs, f) for f in list(rargs.__dataclass_fields__)[1:]]).load()
+            if paths
+            else []
+        )
         base_renderer = Renderer(base_manifests, renderer.values, renderer.limits, schema_dir=None)
         baseline = RenderedBaseline(base_renderer.runs())
     return Plan(renderer.runs(), baseline, names)
@@ -79,14 +142,25 @@ def plan_against_base(rargs: RenderArgs, renderer: Renderer, base: str, names: l
 @click.command("diff")
 @render_options
 @target_options
-@click.option("--base", metavar="GITREF", help="Compare with the same manifests at this git revision instead of the ledger.")
+@click.option(
+    "--base", metavar="GITREF", help="Compare with the same manifests at this git revision instead of the ledger."
+)
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error.")
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error."
+)
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `apply PLAN.json`.")
 @click.option("--show-unchanged", is_flag=True, help="List unchanged runs too (text output).")
 @click.pass_context
 def command(
-    ctx: click.Context, base: str | None, output: str, detailed_exitcode: bool, out: str | None, show_unchanged: bool, **kw: Any
+    ctx: click.Context,
+    /,
+    base: str | None,
+    output: str,
+    detailed_exitcode: bool,
+    out: str | None,
+    show_unchanged: bool,
+    **kw: Any,
 ) -> None:
     """Show what `apply` would do: `+` create, `~` changed (same key, new content), `=` unchanged,
     `-` removed from the manifests, `?` unknown fate."""
@@ -104,12 +178,15 @@ def command(
             click.echo(f"target: {conn.describe()}", err=True)
             settle(ledger, conn, names, targs.lock_wait, targs.settle_grace)
             target: Target = conn.target
-            plan = Plan(renderer.runs(), LedgerBaseline(ledger, target), names, conn.config.namespace)
+            plan, lookup, known_rows = target_plan(renderer, ledger, conn, names, targs)
             writer = PlanWriter(Path(out), target, conn.config.namespace) if out else None
             head = {"target": {"tenant_id": target.tenant_id, "address": target.address}}
             summary = emit(plan, output, head, writer, show_unchanged)
             if writer is not None:
                 writer.finish(dict(summary), lambda keys: ledger.state_digest(target, keys))
+            lookup_warnings(plan, lookup, known_rows, targs.warn_age)
+            if lookup is not None:
+                lookup.close()
                 click.echo(f"plan saved to {out}", err=True)
     changes = sum(summary[a] for a in ("create", "changed", "removed", "unknown"))
     if detailed_exitcode and changes:

@@ -21,6 +21,9 @@ class TargetArgs:
     engine: str
     lock_wait: float
     settle_grace: float
+    no_engine_lookup: bool
+    lookup_window: str
+    warn_age: str
 
     @classmethod
     def from_kwargs(cls, kw: dict[str, Any]) -> TargetArgs:
@@ -32,19 +35,67 @@ class TargetArgs:
 
 def target_options(func: F) -> F:
     decorators = [
-        click.option("--state-dir", envvar="HATCHET_MANIFEST_STATE_DIR", default=".hatchet-manifest", show_default=True,
-                     type=click.Path(file_okay=False), help="Where the ledger and the embedded engine live."),
-        click.option("--ledger", envvar="HATCHET_MANIFEST_LEDGER", default=None, metavar="URL",
-                     help="Ledger location: a path, sqlite:///path or postgresql://... (default <state-dir>/ledger.db)."),
-        click.option("--engine", type=click.Choice(["auto", "embedded", "remote"]), default="auto", show_default=True,
-                     help="remote: HATCHET_CLIENT_* settings; embedded: the local engine in the state dir; auto: remote "
-                     "when HATCHET_CLIENT_TOKEN is set."),
-        click.option("--lock-wait", type=click.FloatRange(min=0), default=0.0, show_default=True,
-                     help="Seconds to wait for another apply on the same target to finish."),
-        click.option("--settle-grace", type=click.FloatRange(min=0), default=5.0, show_default=True,
-                     help="Runs left pending by a stopped apply are looked up in the engine; those not found are "
-                     "called unknown only once they are this many seconds old (a dying apply's last call may still "
-                     "be committing)."),
+        click.option(
+            "--state-dir",
+            envvar="HATCHET_MANIFEST_STATE_DIR",
+            default=".hatchet-manifest",
+            show_default=True,
+            type=click.Path(file_okay=False),
+            help="Where the ledger and the embedded engine live.",
+        ),
+        click.option(
+            "--ledger",
+            envvar="HATCHET_MANIFEST_LEDGER",
+            default=None,
+            metavar="URL",
+            help="Ledger location: a path, sqlite:///path or postgresql://... (default <state-dir>/ledger.db).",
+        ),
+        click.option(
+            "--engine",
+            type=click.Choice(["auto", "embedded", "remote"]),
+            default="auto",
+            show_default=True,
+            help="remote: HATCHET_CLIENT_* settings; embedded: the local engine in the state dir; auto: remote "
+            "when HATCHET_CLIENT_TOKEN is set.",
+        ),
+        click.option(
+            "--lock-wait",
+            type=click.FloatRange(min=0),
+            default=0.0,
+            show_default=True,
+            help="Seconds to wait for another apply on the same target to finish.",
+        ),
+        click.option(
+            "--settle-grace",
+            type=click.FloatRange(min=0),
+            default=5.0,
+            show_default=True,
+            help="Runs left pending by a stopped apply are looked up in the engine; those not found are "
+            "called unknown only once they are this many seconds old (a dying apply's last call may still "
+            "be committing).",
+        ),
+        click.option(
+            "--no-engine-lookup",
+            is_flag=True,
+            help="Do not look keys the ledger does not know up in the engine (by their stamps) before "
+            "planning them as create.",
+        ),
+        click.option(
+            "--lookup-window",
+            default="30d",
+            show_default=True,
+            metavar="DURATION",
+            help="How far back the engine lookup searches (runs older than the engine's retention are "
+            "invisible anyway; the ledger outlives retention).",
+        ),
+        click.option(
+            "--warn-age",
+            default="7d",
+            show_default=True,
+            metavar="DURATION",
+            help="Warn when runs would be created for a manifest whose stamped runs in the engine go back "
+            "further than this (older ones may have aged out of the engine).",
+        ),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)

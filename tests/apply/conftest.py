@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from hatchet_client.engine import RunStore
+
 from tests.conftest import ROOT
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CI", "HATCHET_CLIENT_TOKEN", "HATCHET_CLIENT_NAMESPACE", "HATCHET_MANIFEST_LEDGER", "HATCHET_MANIFEST_STATE_DIR"):
+    for name in (
+        "CI",
+        "HATCHET_CLIENT_TOKEN",
+        "HATCHET_CLIENT_NAMESPACE",
+        "HATCHET_MANIFEST_LEDGER",
+        "HATCHET_MANIFEST_STATE_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -35,3 +48,50 @@ def engine_runs(state_dir: Path) -> list[dict[str, object]]:
         ]
     finally:
         store.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def cli_args(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hatchet_manifest", *args]
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A served engine; yields the environment an apply needs to use it as a remote Hatchet."""
+    db = tmp_path / "engine" / "engine.db"
+    port, rest = _free_port(), _free_port()
+    log = (tmp_path / "engine.log").open("wb")
+    proc = subprocess.Popen(
+        cli_args("engine", "serve", "--port", str(port), "--rest-port", str(rest), "--db", str(db)),
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"engine did not start: {(tmp_path / 'engine.log').read_text()}") from None
+                time.sleep(0.05)
+        token = subprocess.run(
+            cli_args("engine", "token", "--db", str(db), "--port", str(port), "--rest-port", str(rest)),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCHET_", "CI"))}
+        env.update(HATCHET_CLIENT_TOKEN=token, HATCHET_CLIENT_TLS_STRATEGY="none", ENGINE_DB=str(db))
+        yield env
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        log.close()

@@ -53,7 +53,7 @@ def test_diff_shows_create_changed_unchanged_removed(project: Path, run_cli: Run
     result = run_cli("diff", "manifests/bulk-parent.yaml", "--detailed-exitcode")
     assert result.exit_code == 2
     assert result.stdout.splitlines()[-1] == "Plan: 20 to create, 0 changed, 0 unchanged, 0 removed, 0 unknown."
-    assert "+ bulk-parent-0  BulkParent  {\"n\":0}" in result.stdout
+    assert '+ bulk-parent-0  BulkParent  {"n":0}' in result.stdout
     assert run_cli("apply", "manifests/bulk-parent.yaml", "--yes").exit_code == 0
     result = run_cli("diff", "manifests/bulk-parent.yaml", "--detailed-exitcode")
     assert result.exit_code == 0, result.stderr
@@ -99,7 +99,9 @@ def test_no_tty_without_yes_refuses(project: Path, run_cli: RunCli) -> None:
     assert engine_runs(STATE) == []
 
 
-def test_auto_engine_in_ci_without_token_is_an_error(project: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_engine_in_ci_without_token_is_an_error(
+    project: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CI", "true")
     result = run_cli("apply", "manifests", "--yes")
     assert result.exit_code == 1

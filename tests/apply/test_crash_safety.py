@@ -10,65 +10,18 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from hatchet_client.engine import RunStore
+
+from tests.apply.conftest import cli_args as _cli
 from tests.conftest import ROOT
 
 COUNT = 400
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "hatchet_manifest", *args]
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A served engine; yields the environment an apply needs to use it as a remote Hatchet."""
-    db = tmp_path / "engine" / "engine.db"
-    port, rest = _free_port(), _free_port()
-    log = (tmp_path / "engine.log").open("wb")
-    proc = subprocess.Popen(
-        _cli("engine", "serve", "--port", str(port), "--rest-port", str(rest), "--db", str(db)),
-        stdout=subprocess.DEVNULL, stderr=log,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"engine did not start: {(tmp_path / 'engine.log').read_text()}") from None
-                time.sleep(0.05)
-        token = subprocess.run(
-            _cli("engine", "token", "--db", str(db), "--port", str(port), "--rest-port", str(rest)),
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCHET_", "CI"))}
-        env.update(HATCHET_CLIENT_TOKEN=token, HATCHET_CLIENT_TLS_STRATEGY="none", ENGINE_DB=str(db))
-        yield env
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
-        log.close()
 
 
 def _apply(tmp_path: Path, env: dict[str, str], *extra: str, crash: str | None = None) -> subprocess.Popen[bytes]:
@@ -76,9 +29,22 @@ def _apply(tmp_path: Path, env: dict[str, str], *extra: str, crash: str | None =
     if crash:
         run_env["HATCHET_MANIFEST_CRASH_AT"] = crash
     args = _cli(
-        "apply", str(tmp_path / "bulk-parent.yaml"), "--set", f"count={COUNT}", "--batch-size", "10",
-        "--concurrency", "2", "--yes", "--engine", "remote", "--state-dir", str(tmp_path / "state"),
-        "--settle-grace", "0.5", *extra,
+        "apply",
+        str(tmp_path / "bulk-parent.yaml"),
+        "--set",
+        f"count={COUNT}",
+        "--batch-size",
+        "10",
+        "--concurrency",
+        "2",
+        "--yes",
+        "--engine",
+        "remote",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--settle-grace",
+        "0.5",
+        *extra,
     )
     return subprocess.Popen(args, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
 
@@ -88,7 +54,7 @@ def _finish(tmp_path: Path, env: dict[str, str]) -> None:
     for _ in range(5):
         time.sleep(0.6)  # older than --settle-grace: a killed apply's last call has long been committed
         proc = _apply(tmp_path, env, "--resubmit-unknown")
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
         if proc.returncode == 0:
             return
         assert proc.returncode in (3,), err.decode()
@@ -113,7 +79,9 @@ def manifest(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("crash", ["after-pending:0", "after-pending:7", "before-outcome:3", "before-outcome:20"])
-def test_crash_at_a_chosen_point_then_reapply(tmp_path: Path, engine: dict[str, str], manifest: Path, crash: str) -> None:
+def test_crash_at_a_chosen_point_then_reapply(
+    tmp_path: Path, engine: dict[str, str], manifest: Path, crash: str
+) -> None:
     proc = _apply(tmp_path, engine, crash=crash)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 137, err.decode()

@@ -1,0 +1,134 @@
+"""The engine as the source of truth: find runs by their stamps when the ledger does not know their keys.
+
+For each manifest, the engine's REST run listing is read once (filter `hatchet-manifest/manifest:<name>`, AND,
+paginated) into a temporary SQLite index (constant memory for any number of runs). Runs found are adopted into
+the ledger with their run ids and planned as unchanged. Runs older than the engine keeps (its retention) are
+invisible: the ledger is the record that outlives retention.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from hatchet_client import list_runs
+from hatchet_client.errors import HatchetClientError
+
+from hatchet_manifest.apply import STAMP_KEY, STAMP_MANIFEST
+from hatchet_manifest.errors import HatchetManifestError
+from hatchet_manifest.ledger import AdoptedRow, Ledger, Target
+from hatchet_manifest.plan import Known
+from hatchet_manifest.render import RenderedRun
+from hatchet_manifest.target import Connection
+
+
+class LookupError_(HatchetManifestError):
+    """The engine could not be asked."""
+
+
+@dataclass
+class LookupReport:
+    adopted: dict[str, int] = field(default_factory=dict)  # manifest -> runs adopted
+    oldest: dict[str, datetime] = field(default_factory=dict)  # manifest -> oldest stamped run seen
+    stamped: dict[str, int] = field(default_factory=dict)  # manifest -> stamped runs in the engine
+
+
+class EngineLookup:
+    """Answers "is this key in the engine?" per manifest, adopting what it finds."""
+
+    def __init__(self, conn: Connection, ledger: Ledger, target: Target, since: datetime) -> None:
+        self.conn = conn
+        self.ledger = ledger
+        self.target = target
+        self.since = since
+        self.report = LookupReport()
+        self._db = sqlite3.connect("", isolation_level=None)
+        self._db.execute("CREATE TABLE idx (manifest TEXT, key TEXT, run_id TEXT, PRIMARY KEY (manifest, key))")
+        self._loaded: set[str] = set()
+
+    def _load(self, manifest: str) -> None:
+        config = self.conn.config
+        rows: list[tuple[str, str, str]] = []
+        count = 0
+        oldest: datetime | None = None
+        self._db.execute("BEGIN")
+        try:
+            for run in list_runs(
+                config.server_url, config.tenant_id, config.token, {STAMP_MANIFEST: manifest}, "AND", since=self.since
+            ):
+                key = run.additional_metadata.get(STAMP_KEY)
+                if not isinstance(key, str):
+                    continue
+                count += 1
+                created = _parse_time(run.created_at)
+                if created is not None and (oldest is None or created < oldest):
+                    oldest = created
+                rows.append((manifest, key, run.run_id))
+                if len(rows) == 1000:
+                    self._db.executemany("INSERT OR IGNORE INTO idx VALUES (?,?,?)", rows)
+                    rows.clear()
+        except HatchetClientError as exc:
+            self._db.execute("ROLLBACK")
+            raise LookupError_(
+                f"could not list the runs of manifest {manifest!r} in the engine: {exc} "
+                "(--no-engine-lookup plans from the ledger alone)"
+            ) from None
+        self._db.executemany("INSERT OR IGNORE INTO idx VALUES (?,?,?)", rows)
+        self._db.execute("COMMIT")
+        self._loaded.add(manifest)
+        self.report.stamped[manifest] = count
+        if oldest is not None:
+            self.report.oldest[manifest] = oldest
+
+    def __call__(self, missing: Sequence[tuple[RenderedRun, str]]) -> dict[str, Known]:
+        """Runs (with their digests) the ledger does not know -> those found in the engine, adopted."""
+        by_manifest: dict[str, list[tuple[RenderedRun, str]]] = defaultdict(list)
+        for run, digest in missing:
+            by_manifest[run.manifest].append((run, digest))
+        found: dict[str, Known] = {}
+        for manifest, items in by_manifest.items():
+            if manifest not in self._loaded:
+                self._load(manifest)
+            keys = [run.key for run, _ in items]
+            marks = ",".join("?" * len(keys))
+            ids = dict(
+                self._db.execute(
+                    f"SELECT key, run_id FROM idx WHERE manifest = ? AND key IN ({marks})", [manifest, *keys]
+                ).fetchall()
+            )
+            adopted = [
+                AdoptedRow(run.key, digest, manifest, run.file, ids[run.key]) for run, digest in items if run.key in ids
+            ]
+            if adopted:
+                self.ledger.adopt(self.target, adopted)
+                self.report.adopted[manifest] = self.report.adopted.get(manifest, 0) + len(adopted)
+                for row in adopted:
+                    found[row.key] = Known(row.key, row.digest, "submitted", row.run_id, manifest)
+        return found
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30d`, `12h`, `90m`, `2w` -> timedelta."""
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit():
+        raise ValueError(f"bad duration {text!r}: use e.g. 90m, 12h, 30d, 2w")
+    return timedelta(**{units[unit]: int(number)})
+
+
+def lookup_since(window: timedelta) -> datetime:
+    return datetime.now(UTC) - window

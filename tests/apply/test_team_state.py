@@ -1,0 +1,107 @@
+"""Team state: the engine as the source of truth for fresh runners, and concurrent applies on a shared
+PostgreSQL ledger. Engines are served by `hatchet-manifest engine serve`; applies are real subprocesses."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hatchet_client.engine import RunStore
+
+from tests.apply.conftest import cli_args
+from tests.conftest import ROOT
+
+
+def run(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cli_args(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+
+
+def stored_keys(env: dict[str, str]) -> Counter[str]:
+    store = RunStore(env["ENGINE_DB"])
+    try:
+        return Counter(r.additional_metadata["hatchet-manifest/key"] for r in store.list_runs())
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def manifests(tmp_path: Path) -> Path:
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    shutil.copytree(ROOT / "schemas", tmp_path / "schemas")
+    return tmp_path
+
+
+def test_fresh_ledger_relies_on_the_engine_lookup(manifests: Path, engine: dict[str, str]) -> None:
+    first = run(engine, manifests, "apply", "manifests", "--yes", "--engine", "remote", "--state-dir", "runner-1")
+    assert first.returncode == 0, first.stderr
+    assert "32 submitted" in first.stdout
+
+    diff = run(
+        engine, manifests, "diff", "manifests", "--engine", "remote", "--state-dir", "runner-2", "--detailed-exitcode"
+    )
+    assert diff.returncode == 0, diff.stdout + diff.stderr
+    assert diff.stdout.splitlines()[-1] == "Plan: 0 to create, 0 changed, 32 unchanged, 0 removed, 0 unknown."
+    assert "the ledger had no record of this target" in diff.stderr and "32 were adopted" in diff.stderr
+
+    blind = run(
+        engine, manifests, "diff", "manifests", "--engine", "remote", "--state-dir", "runner-3", "--no-engine-lookup"
+    )
+    assert blind.stdout.splitlines()[-1].startswith("Plan: 32 to create")
+    assert "--no-engine-lookup" in blind.stderr
+
+    for runner in ("runner-4", "runner-5", "runner-6"):  # three fresh CI runners in turn, no shared ledger
+        again = run(engine, manifests, "apply", "manifests", "--yes", "--engine", "remote", "--state-dir", runner)
+        assert again.returncode == 0, again.stderr
+        assert "0 submitted" in again.stdout and "32 unchanged" in again.stdout
+    keys = stored_keys(engine)
+    assert len(keys) == 32 and set(keys.values()) == {1}
+
+
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[object]:
+    from tests.ledger.conftest import PgServer, find_pg_bindir
+
+    bindir = find_pg_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL server binaries on this machine")
+    server = PgServer(bindir)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_two_concurrent_applies_on_one_postgres_ledger(
+    manifests: Path, engine: dict[str, str], pg_server: object, attempt: int
+) -> None:
+    url = pg_server.url(pg_server.create_database())  # type: ignore[attr-defined]
+    rng = random.Random(attempt)
+    common = ["--yes", "--engine", "remote", "--ledger", url, "--lock-wait", "120", "--batch-size", "50"]
+    small = cli_args("apply", "manifests/bulk-parent.yaml", "--set", "count=300", *common, "--state-dir", "a")
+    big = cli_args("apply", "manifests", "--set", "count=500", *common, "--state-dir", "b")
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for args in (small, big) if attempt % 2 == 0 else (big, small):
+            procs.append(
+                subprocess.Popen(
+                    args, env=engine, cwd=manifests, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                )
+            )
+            time.sleep(rng.uniform(0, 0.4))
+        for proc in procs:
+            out, err = proc.communicate(timeout=180)
+            assert proc.returncode == 0, out + err
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    keys = stored_keys(engine)
+    assert len(keys) == 500 + 12
+    assert [k for k, n in keys.items() if n > 1] == []
