@@ -7,7 +7,9 @@
 The embedded engine runs in its own process (hatchet_client.engine.Engine on a temporary database). Each client
 runs in its own subprocess that builds the same N runs as plain dicts (workflow BulkParent, input {"n": i},
 two string metadata values), then times only the submission and reports its wall time and its peak RSS
-(ru_maxrss, which includes the interpreter, the imports and the N input dicts, the same for every client):
+(ru_maxrss, which includes the interpreter, the imports and the N input dicts, the same for every client) and
+the CPU time it used while submitting (user + system, all threads: less sensitive than wall time to other load
+on the machine); the engine's CPU time during each client's turn is measured too:
 
 - official: hatchet-sdk's bulk API (`workflow.create_bulk_run_item` + `run_many(wait_for_result=False)`,
   which calls its AdminClient.run_workflows), input validator `dict[str, Any]`, TLS strategy none;
@@ -58,6 +60,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child(client: str, n: int) -> dict[str, Any]:
     """Runs inside the client's subprocess; the token comes from HATCHET_CLIENT_TOKEN."""
     if client == "official":
@@ -67,6 +74,7 @@ def child(client: str, n: int) -> dict[str, Any]:
         workflow = hatchet.workflow(name="BulkParent", input_validator=dict[str, Any])
         runs = [make_run(i, client) for i in range(n)]
         setup_rss = peak_rss_mb()
+        cpu = cpu_seconds()
         start = time.perf_counter()
         items = [
             workflow.create_bulk_run_item(input=r["input"], additional_metadata=r["options"]["additional_metadata"])
@@ -74,6 +82,7 @@ def child(client: str, n: int) -> dict[str, Any]:
         ]
         refs = workflow.run_many(items, wait_for_result=False)
         seconds = time.perf_counter() - start
+        cpu = cpu_seconds() - cpu
         count = len(refs)
     else:
         from hatchet_client import Hatchet
@@ -84,15 +93,18 @@ def child(client: str, n: int) -> dict[str, Any]:
         else:
             source = (make_run(i, client) for i in range(n))
         setup_rss = peak_rss_mb()
+        cpu = cpu_seconds()
         start = time.perf_counter()
         refs_ours = ours.admin.run_workflows(source)
         seconds = time.perf_counter() - start
+        cpu = cpu_seconds() - cpu
         count = len(refs_ours)
         ours.close()
     return {
         "client": client,
         "runs": count,
         "seconds": seconds,
+        "cpu": cpu,
         "peak_rss_mb": peak_rss_mb(),
         "setup_rss_mb": setup_rss,
     }
@@ -171,7 +183,8 @@ def main() -> int:
                     results[client].append(result)
                     print(
                         f"[{rep + 1}/{args.repeat}] {client}: {result['runs']} runs in {result['seconds']:.2f}s, "
-                        f"peak RSS {result['peak_rss_mb']:.0f} MB, engine CPU {result['engine_cpu']:.2f}s",
+                        f"client CPU {result['cpu']:.2f}s, peak RSS {result['peak_rss_mb']:.0f} MB, "
+                        f"engine CPU {result['engine_cpu']:.2f}s",
                         file=sys.stderr,
                     )
             stored = {c: count_runs(db, c) for c in clients}
@@ -185,23 +198,34 @@ def main() -> int:
                 engine.wait()
 
     print(f"{args.n} runs per client, median of {args.repeat}, engine at {address}")
-    print(f"{'client':<13} {'runs/s':>10} {'seconds':>8} {'peak RSS MB':>12} {'setup RSS MB':>13} {'stored':>9}")
-    summary: dict[str, tuple[float, float]] = {}
+    print(
+        f"{'client':<13} {'runs/s':>10} {'seconds':>8} {'client CPU s':>13} {'engine CPU s':>13} "
+        f"{'peak RSS MB':>12} {'setup RSS MB':>13} {'stored':>9}"
+    )
+    summary: dict[str, tuple[float, float, float]] = {}
     for client in clients:
         rows = results[client]
         seconds = statistics.median(r["seconds"] for r in rows)
         rss = statistics.median(r["peak_rss_mb"] for r in rows)
         setup = statistics.median(r["setup_rss_mb"] for r in rows)
-        summary[client] = (args.n / seconds, rss)
-        print(f"{client:<13} {args.n / seconds:>10.0f} {seconds:>8.2f} {rss:>12.0f} {setup:>13.0f} {stored[client]:>9}")
+        cpu = statistics.median(r["cpu"] for r in rows)
+        engine_cpu = statistics.median(r["engine_cpu"] for r in rows)
+        summary[client] = (args.n / seconds, rss, cpu)
+        print(
+            f"{client:<13} {args.n / seconds:>10.0f} {seconds:>8.2f} {cpu:>13.2f} {engine_cpu:>13.2f} "
+            f"{rss:>12.0f} {setup:>13.0f} {stored[client]:>9}"
+        )
         if stored[client] != args.n * args.repeat:
             print(f"  ! the engine stored {stored[client]} runs for {client}, expected {args.n * args.repeat}")
     if "official" in summary:
-        base_rate, base_rss = summary["official"]
+        base_rate, base_rss, base_cpu = summary["official"]
         for client in clients:
             if client != "official":
-                rate, rss = summary[client]
-                print(f"{client} / official: throughput x{rate / base_rate:.2f}, peak RSS x{rss / base_rss:.2f}")
+                rate, rss, cpu = summary[client]
+                print(
+                    f"{client} / official: throughput x{rate / base_rate:.2f}, peak RSS x{rss / base_rss:.2f}, "
+                    f"client CPU x{cpu / base_cpu:.2f}"
+                )
     return 0
 
 
