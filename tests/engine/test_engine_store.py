@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hatchet_client.engine import Engine, EngineError, RunStore
+from hatchet_client.engine import Engine, EngineError, RunFilter, RunStore
 
 
 def test_list_runs_filters_by_workflow_and_metadata(
@@ -72,3 +72,54 @@ def test_the_engine_creates_the_database_directory_and_keeps_a_stable_tenant(tmp
 def test_a_busy_port_is_a_clear_error(engine: Engine, tmp_path: Path) -> None:
     with pytest.raises(EngineError, match=f"cannot listen on 127.0.0.1:{engine.port}"):
         Engine(tmp_path / "second.db", port=engine.port, rest_port=0).start()
+
+
+def test_lookups_span_index_buckets(
+    engine: Engine, stubs: Any, auth: Any, req: Any, bulk: Any, store: RunStore
+) -> None:
+    """More runs than one lookup bucket holds (16384): every lookup probes each bucket and the unindexed tail."""
+    ids: list[str] = []
+    for call in range(20):
+        items = [req("wf", {}, {"call": str(call), "pos": str(i % 7)}) for i in range(1000)]
+        ids += stubs.workflows.BulkTriggerWorkflow(bulk(items), metadata=auth).workflow_run_ids
+    engine.index_now()
+    tail = stubs.workflows.TriggerWorkflow(req("wf", {}, {"call": "20", "pos": "3"}), metadata=auth).workflow_run_id
+
+    # first bucket, second bucket and the tail
+    for run_id in (ids[0], ids[16383], ids[16384], ids[-1], tail):
+        run = store.get_run(run_id)
+        assert run is not None and run.run_id == run_id
+    assert [r.run_id for r in store.list_runs(metadata={"call": "16"})] == ids[16000:17000]
+    assert store.count(RunFilter(metadata=(("pos", "3"),))) == sum(1 for i in range(1000) if i % 7 == 3) * 20 + 1
+    both = RunFilter(metadata=(("call", "0"), ("call", "19")), operator="OR")
+    assert [r.run_id for r in store.select(both)] == ids[:1000] + ids[19000:]
+
+
+def test_lookup_tables_from_the_first_schema_are_rebuilt(db_path: Path, req: Any, bulk: Any, as_auth: Any) -> None:
+    with Engine(db_path, port=0) as eng:
+        ids = _trigger_some(eng, req, bulk, as_auth)
+        eng.index_now()
+    conn = sqlite3.connect(db_path)
+    conn.executescript(
+        "DROP TABLE run_ids; DROP TABLE run_metadata;"
+        "CREATE TABLE run_ids (run_id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;"
+        "CREATE TABLE run_metadata (key TEXT NOT NULL, value TEXT NOT NULL, seq INTEGER NOT NULL,"
+        " PRIMARY KEY (key, value, seq)) WITHOUT ROWID;"
+        "PRAGMA user_version = 1;"
+    )
+    conn.close()
+    with Engine(db_path, port=0) as eng:
+        assert [r.run_id for r in eng.store.list_runs(metadata={"k": "v1"})] == [ids[1]]
+        eng.index_now()
+        assert [r.run_id for r in eng.store.list_runs(metadata={"k": "v1"})] == [ids[1]]
+        assert eng.store.get_run(ids[2]) is not None
+
+
+def _trigger_some(eng: Engine, req: Any, bulk: Any, as_auth: Any) -> list[str]:
+    import grpc
+    from hatchet_client._proto import workflows_pb2_grpc
+
+    with grpc.insecure_channel(eng.address) as channel:
+        stub = workflows_pb2_grpc.WorkflowServiceStub(channel)
+        items = [req("wf", {}, {"k": f"v{i}"}) for i in range(3)]
+        return list(stub.BulkTriggerWorkflow(bulk(items), metadata=as_auth(eng.token())).workflow_run_ids)

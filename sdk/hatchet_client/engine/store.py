@@ -18,8 +18,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hatchet_client.engine.errors import EngineError
-from hatchet_client.engine.schema import SCHEMA_VERSION, connect
+from hatchet_client.engine.schema import BUCKET_BITS, SCHEMA_VERSION, connect
 
+# The lookup buckets that hold indexed runs: each lookup probes them all (see schema.py).
+_BUCKETS = (
+    f"WITH RECURSIVE buckets(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM buckets"
+    f" WHERE n < (SELECT indexed_upto FROM index_state) >> {BUCKET_BITS}) "
+)
 _RECEIVED_AT = "(SELECT c.received_at FROM commits c WHERE c.first_seq <= r.seq ORDER BY c.first_seq DESC LIMIT 1)"
 _COLUMNS = f"r.seq, r.run_id, r.workflow_name, r.input, r.additional_metadata, r.priority, {_RECEIVED_AT}"
 
@@ -85,7 +90,10 @@ def _where(flt: RunFilter) -> tuple[str, list[Any]]:
     if flt.metadata:
         pairs = list(flt.metadata)
         joiner = " INTERSECT " if flt.operator == "AND" else " UNION "
-        indexed = joiner.join("SELECT seq FROM run_metadata WHERE key = ? AND value = ?" for _ in pairs)
+        indexed = joiner.join(
+            "SELECT seq FROM run_metadata WHERE bucket IN (SELECT n FROM buckets) AND key = ? AND value = ?"
+            for _ in pairs
+        )
         tail_one = "EXISTS (SELECT 1 FROM json_each(r2.additional_metadata) j WHERE j.key = ? AND j.type = 'text' AND j.value = ?)"
         tail = f" {flt.operator} ".join(tail_one for _ in pairs)
         conds.append(
@@ -171,7 +179,7 @@ class RunStore:
     def count(self, flt: RunFilter | None = None) -> int:
         where, params = _where(flt or RunFilter())
         with self._snapshot() as conn:
-            return int(conn.execute(f"SELECT count(*) FROM runs r{where}", params).fetchone()[0])
+            return int(conn.execute(f"{_BUCKETS}SELECT count(*) FROM runs r{where}", params).fetchone()[0])
 
     def list_runs(self, workflow: str | None = None, metadata: dict[str, str] | None = None) -> Iterator[StoredRun]:
         """Every run in arrival order, optionally only one workflow's and those whose metadata has all the pairs."""
@@ -181,7 +189,7 @@ class RunStore:
         self, flt: RunFilter, *, newest_first: bool = False, limit: int | None = None, offset: int = 0
     ) -> Iterator[StoredRun]:
         where, params = _where(flt)
-        sql = f"SELECT {_COLUMNS} FROM runs r{where} ORDER BY r.seq {'DESC' if newest_first else 'ASC'}"
+        sql = f"{_BUCKETS}SELECT {_COLUMNS} FROM runs r{where} ORDER BY r.seq {'DESC' if newest_first else 'ASC'}"
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             params += [limit, offset]
@@ -194,12 +202,16 @@ class RunStore:
     def run_ids(self, flt: RunFilter) -> list[str]:
         where, params = _where(flt)
         with self._snapshot() as conn:
-            return [row[0] for row in conn.execute(f"SELECT r.run_id FROM runs r{where} ORDER BY r.seq DESC", params)]
+            return [
+                row[0]
+                for row in conn.execute(f"{_BUCKETS}SELECT r.run_id FROM runs r{where} ORDER BY r.seq DESC", params)
+            ]
 
     def get_run(self, run_id: str) -> StoredRun | None:
         with self._snapshot() as conn:
             row = conn.execute(
-                f"SELECT {_COLUMNS} FROM runs r WHERE r.seq = (SELECT seq FROM run_ids WHERE run_id = ?)"
+                f"{_BUCKETS}SELECT {_COLUMNS} FROM runs r WHERE r.seq ="
+                " (SELECT seq FROM run_ids WHERE bucket IN (SELECT n FROM buckets) AND run_id = ?)"
                 f" UNION ALL SELECT {_COLUMNS} FROM runs r"
                 " WHERE r.seq > (SELECT indexed_upto FROM index_state) AND r.run_id = ? LIMIT 1",
                 (run_id, run_id),

@@ -18,21 +18,22 @@ from datetime import datetime
 from pathlib import Path
 
 from hatchet_client.engine.errors import EngineError, EngineStopping
-from hatchet_client.engine.schema import connect, iso_utc
+from hatchet_client.engine.schema import BUCKET_BITS, connect, iso_utc
 from hatchet_client.engine.validate import RunRow
 
 log = logging.getLogger(__name__)
 
 _AUTOCHECKPOINT_PAGES = 10_000  # 40 MiB of WAL
 _INSERT_RUN = "INSERT INTO runs (run_id, workflow_name, input, additional_metadata, priority) VALUES (?, ?, ?, ?, ?)"
-_INDEX_RUN_IDS = """
-INSERT OR IGNORE INTO run_ids (run_id, seq) SELECT run_id, seq FROM runs WHERE seq > ? AND seq <= ? ORDER BY run_id
+_INDEX_RUN_IDS = f"""
+INSERT OR IGNORE INTO run_ids (bucket, run_id, seq)
+SELECT seq >> {BUCKET_BITS}, run_id, seq FROM runs WHERE seq > ? AND seq <= ? ORDER BY 1, 2
 """
 # Only string values are indexed: a filter `k:v` matches a stored string, never a number (as in Hatchet's AND).
-_INDEX_METADATA = """
-INSERT OR IGNORE INTO run_metadata (key, value, seq)
-SELECT j.key, j.value, r.seq FROM runs r, json_each(r.additional_metadata) j
-WHERE r.seq > ? AND r.seq <= ? AND j.type = 'text' ORDER BY 1, 2, 3
+_INDEX_METADATA = f"""
+INSERT OR IGNORE INTO run_metadata (bucket, key, value, seq)
+SELECT r.seq >> {BUCKET_BITS}, j.key, j.value, r.seq FROM runs r, json_each(r.additional_metadata) j
+WHERE r.seq > ? AND r.seq <= ? AND j.type = 'text' ORDER BY 1, 2, 3, 4
 """
 
 
@@ -52,13 +53,11 @@ class RunWriter:
         *,
         synchronous: str = "FULL",
         max_group_rows: int = 20_000,
-        index_batch: int = 10_000,
         index_idle_seconds: float = 0.2,
     ) -> None:
         self._path = path
         self._synchronous = synchronous
         self._max_group_rows = max_group_rows
-        self._index_batch = index_batch
         self._index_idle = index_idle_seconds
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -219,7 +218,7 @@ class RunWriter:
         try:
             low = conn.execute("SELECT indexed_upto FROM index_state").fetchone()[0]
             top = conn.execute("SELECT coalesce(max(seq), 0) FROM runs").fetchone()[0]
-            high = min(top, low + self._index_batch)
+            high = min(top, ((low >> BUCKET_BITS) + 1) << BUCKET_BITS)  # at most to the end of low's bucket
             if high > low:
                 conn.execute(_INDEX_RUN_IDS, (low, high))
                 conn.execute(_INDEX_METADATA, (low, high))
