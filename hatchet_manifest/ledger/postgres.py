@@ -52,6 +52,15 @@ LOCK_POLL_SECONDS = 0.1
 RETRIES = 5  # a deadlock or serialization failure rolls back the whole call; it is then safe to run it again
 COLUMNS = "key, digest, run_id, manifest, file, state, error, created_at, updated_at"
 
+# Statements over one target must walk the primary key, whatever the statistics say: with a fresh target (or stale
+# statistics) the planner may otherwise scan every row of the target for each page or batch, which turns a
+# million-run diff quadratic. Set for the transaction only (safe behind a transaction pooler).
+PIN_PLANS = (
+    "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), "
+    "set_config('enable_sort', 'off', true), set_config('enable_hashjoin', 'off', true), "
+    "set_config('enable_mergejoin', 'off', true)"
+)
+
 
 def _hash64(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
@@ -63,6 +72,21 @@ MIGRATION_LOCK = _hash64("hatchet-manifest ledger migrations")
 def lock_key(target: Target) -> int:
     """The advisory lock key of a target (bigint space; a collision would only serialise two targets)."""
     return _hash64("hatchet-manifest ledger lock\n" + target.id)
+
+
+def text_array(values: Sequence[str | None]) -> str:
+    """A PostgreSQL text[] literal: every element quoted (backslash and double quote escaped), None as NULL.
+
+    Sent as one text parameter and cast with ::text[], it costs a tenth of what adapting a Python list does.
+    """
+    if not values:
+        return "{}"
+    if None not in values:
+        joined = '","'.join(cast(Sequence[str], values))
+        if "\\" not in joined and joined.count('"') == 2 * (len(values) - 1):  # only the separators' quotes
+            return '{"' + joined + '"}'
+    quoted = ("NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "{" + ",".join(quoted) + "}"
 
 
 def _utc(moment: datetime) -> datetime:
@@ -87,17 +111,40 @@ WHERE r.state IN ('failed', 'unknown')
 RETURNING r.key
 """
 
+# Changing existing rows by the thousand is written as INSERT ... ON CONFLICT DO UPDATE: the conflict check probes
+# the primary key once per row whatever the planner thinks, where an UPDATE ... FROM join would be planned from
+# statistics that a fresh target does not have yet. A key that was not in the ledger is inserted as a placeholder
+# (xmax = 0 tells), deleted again in the same transaction and reported.
 UPDATE_SUBMITTED = """
-UPDATE ledger_runs AS r SET state = 'submitted', run_id = v.run_id, error = NULL, updated_at = %(now)s
+INSERT INTO ledger_runs AS r (target_id, key, digest, run_id, manifest, file, state, error, created_at, updated_at)
+SELECT %(target)s, v.key, '', v.run_id, '', '', 'submitted', NULL, %(now)s, %(now)s
 FROM unnest(%(keys)s::text[], %(run_ids)s::text[]) AS v (key, run_id)
-WHERE r.target_id = %(target)s AND r.key = v.key AND (r.state <> 'submitted' OR r.run_id = v.run_id)
-RETURNING r.key
+ORDER BY v.key COLLATE "C"
+ON CONFLICT (target_id, key) DO UPDATE SET
+    state = 'submitted', run_id = EXCLUDED.run_id, error = NULL, updated_at = EXCLUDED.updated_at
+WHERE r.state <> 'submitted' OR r.run_id = EXCLUDED.run_id
+RETURNING r.key, r.xmax = 0
 """
 
 UPDATE_OUTCOME = """
-UPDATE ledger_runs SET state = %(state)s, error = %(error)s, updated_at = %(now)s
-WHERE target_id = %(target)s AND key = ANY(%(keys)s::text[]) AND state <> 'submitted'
-RETURNING key
+INSERT INTO ledger_runs AS r (target_id, key, digest, run_id, manifest, file, state, error, created_at, updated_at)
+SELECT %(target)s, v.key, '', NULL, '', '', %(state)s, %(error)s, %(now)s, %(now)s
+FROM unnest(%(keys)s::text[]) AS v (key)
+ORDER BY v.key COLLATE "C"
+ON CONFLICT (target_id, key) DO UPDATE SET
+    state = EXCLUDED.state, error = EXCLUDED.error, updated_at = EXCLUDED.updated_at
+WHERE r.state <> 'submitted'
+RETURNING r.key, r.xmax = 0
+"""
+
+DELETE_PLACEHOLDERS = "DELETE FROM ledger_runs WHERE target_id = %s AND key = ANY(%s::text[])"
+
+# One primary-key probe per key: the OFFSET 0 keeps the lateral subquery from being flattened into a join.
+LOOKUP = """
+SELECT r.* FROM unnest(%(keys)s::text[]) AS v (key)
+CROSS JOIN LATERAL (
+    SELECT {columns} FROM ledger_runs WHERE target_id = %(target)s AND key = v.key OFFSET 0
+) AS r
 """
 
 UPSERT_ADOPTED = """
@@ -191,13 +238,15 @@ class PostgresLedger(Ledger):
             self._conn = self._connect(APPLICATION)
         return self._conn
 
-    def _call(self, body: Callable[[psycopg.Connection[Any]], R], *, write: bool = True) -> R:
+    def _call(self, body: Callable[[psycopg.Connection[Any]], R], *, write: bool = True, probe: bool = False) -> R:
         """Run `body` in one transaction; again (from scratch) after a deadlock or serialization failure."""
         with self._mutex, self._guard():
             for attempt in range(RETRIES):
                 conn = self._session()
                 try:
                     with conn.transaction():
+                        if probe:
+                            conn.execute(PIN_PLANS)
                         return body(conn)
                 except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
                     if not write or attempt == RETRIES - 1:
@@ -267,10 +316,23 @@ class PostgresLedger(Ledger):
         return target_id
 
     @staticmethod
+    def _changed(
+        conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], target_id: int
+    ) -> tuple[set[str], set[str]]:
+        """Run an upsert-as-update; returns (keys changed, keys that were not in the ledger, placeholders removed)."""
+        changed: set[str] = set()
+        missing: set[str] = set()
+        for key, inserted in conn.execute(sql, params).fetchall():  # type: ignore[call-overload]
+            (missing if inserted else changed).add(key)
+        if missing:
+            conn.execute(DELETE_PLACEHOLDERS, (target_id, text_array(sorted(missing))))
+        return changed, missing
+
+    @staticmethod
     def _current(conn: psycopg.Connection[Any], target_id: int, keys: Sequence[str]) -> dict[str, tuple[str, Any]]:
         rows = conn.execute(
             "SELECT key, state, run_id FROM ledger_runs WHERE target_id = %s AND key = ANY(%s::text[])",
-            (target_id, list(keys)),
+            (target_id, text_array(keys)),
         )
         return {key: (state, run_id) for key, state, run_id in rows}
 
@@ -331,11 +393,8 @@ class PostgresLedger(Ledger):
             target_id = self._known_target_id(conn, target)
             if target_id is None or not keys:
                 return {}
-            rows = conn.execute(
-                f"SELECT {COLUMNS} FROM ledger_runs WHERE target_id = %s AND key = ANY(%s::text[])",
-                (target_id, list(keys)),
-            )
-            return {entry.key: entry for entry in map(_entry, rows)}
+            rows = conn.execute(LOOKUP.format(columns=COLUMNS), {"keys": text_array(keys), "target": target_id})
+            return {entry.key: entry for entry in map(_entry, rows.fetchall())}
 
         return self._call(body, write=False)
 
@@ -344,10 +403,8 @@ class PostgresLedger(Ledger):
             target_id = self._known_target_id(conn, target)
             if target_id is None or not keys:
                 return {}
-            rows = conn.execute(
-                "SELECT key, digest, run_id, state FROM ledger_runs WHERE target_id = %s AND key = ANY(%s::text[])",
-                (target_id, list(keys)),
-            )
+            sql = LOOKUP.format(columns="key, digest, run_id, state")
+            rows = conn.execute(sql, {"keys": text_array(keys), "target": target_id}).fetchall()
             return {key: (digest, run_id, state) for key, digest, run_id, state in rows}
 
         return self._call(body, write=False)
@@ -364,12 +421,12 @@ class PostgresLedger(Ledger):
                 params.append(after)
             if manifests is not None:
                 sql += " AND manifest = ANY(%s::text[])"
-                params.append(manifests)
+                params.append(text_array(manifests))
             sql += " ORDER BY key LIMIT %s"
             params.append(limit)
             return [_entry(row) for row in conn.execute(sql, params)]
 
-        return self._call(body, write=False)
+        return self._call(body, write=False, probe=True)
 
     def count(self, target: Target) -> int:
         def body(conn: psycopg.Connection[Any]) -> int:
@@ -391,14 +448,14 @@ class PostgresLedger(Ledger):
         params = {
             "target": target_id,
             "now": self._now(),
-            "keys": keys,
-            "digests": [r.digest for r in rows],
-            "manifests": [r.manifest for r in rows],
-            "files": [r.file for r in rows],
+            "keys": text_array(keys),
+            "digests": text_array([r.digest for r in rows]),
+            "manifests": text_array([r.manifest for r in rows]),
+            "files": text_array([r.file for r in rows]),
         }
 
         def body(conn: psycopg.Connection[Any]) -> None:
-            won = {row[0] for row in conn.execute(UPSERT_PENDING, params)}
+            won = {key for (key,) in conn.execute(UPSERT_PENDING, params).fetchall()}
             if len(won) != len(keys):
                 raise KeyTakenError(target, [key for key in keys if key not in won])  # rolls the insert back
 
@@ -414,20 +471,22 @@ class PostgresLedger(Ledger):
             target_id = self._known_target_id(conn, target)
             if target_id is None:
                 return {key: "not in the ledger" for key in keys}
-            params = {"target": target_id, "now": now, "keys": keys, "run_ids": [run_id for _, run_id in pairs]}
-            done = {row[0] for row in conn.execute(UPDATE_SUBMITTED, params)}
+            params = {
+                "target": target_id,
+                "now": now,
+                "keys": text_array(keys),
+                "run_ids": text_array([run_id for _, run_id in pairs]),
+            }
+            done, missing = self._changed(conn, UPDATE_SUBMITTED, params, target_id)
             if len(done) == len(keys):
                 return {}
-            current = self._current(conn, target_id, [key for key in keys if key not in done])
+            current = self._current(conn, target_id, [key for key in keys if key not in done and key not in missing])
             problems = {}
             for key, run_id in pairs:
-                if key in done:
-                    continue
-                state, existing = current.get(key, (None, None))
-                if state is None:
+                if key in missing:
                     problems[key] = f"not in the ledger; the engine accepted it as run {run_id}"
-                else:
-                    problems[key] = f"already submitted as run {existing}; now reported as run {run_id}"
+                elif key not in done:
+                    problems[key] = f"already submitted as run {current[key][1]}; now reported as run {run_id}"
             return problems
 
         problems = self._call(body)
@@ -444,16 +503,17 @@ class PostgresLedger(Ledger):
             target_id = self._known_target_id(conn, target)
             if target_id is None:
                 return {key: "not in the ledger" for key in listed}
-            params = {"state": state, "error": error, "now": now, "target": target_id, "keys": listed}
-            done = {row[0] for row in conn.execute(UPDATE_OUTCOME, params)}
+            params = {"state": state, "error": error, "now": now, "target": target_id, "keys": text_array(listed)}
+            done, missing = self._changed(conn, UPDATE_OUTCOME, params, target_id)
             if len(done) == len(listed):
                 return {}
-            current = self._current(conn, target_id, [key for key in listed if key not in done])
+            current = self._current(conn, target_id, [key for key in listed if key not in done and key not in missing])
             problems = {}
             for key in listed:
-                if key not in done:
-                    found, run_id = current.get(key, (None, None))
-                    problems[key] = "not in the ledger" if found is None else f"already submitted as run {run_id}"
+                if key in missing:
+                    problems[key] = "not in the ledger"
+                elif key not in done:
+                    problems[key] = f"already submitted as run {current[key][1]}"
             return problems
 
         problems = self._call(body)
@@ -474,11 +534,11 @@ class PostgresLedger(Ledger):
         params = {
             "target": target_id,
             "now": self._now(),
-            "keys": keys,
-            "digests": [r.digest for r in rows],
-            "run_ids": [r.run_id for r in rows],
-            "manifests": [r.manifest for r in rows],
-            "files": [r.file for r in rows],
+            "keys": text_array(keys),
+            "digests": text_array([r.digest for r in rows]),
+            "run_ids": text_array([r.run_id for r in rows]),
+            "manifests": text_array([r.manifest for r in rows]),
+            "files": text_array([r.file for r in rows]),
         }
 
         def body(conn: psycopg.Connection[Any]) -> dict[str, str]:
@@ -504,11 +564,12 @@ class PostgresLedger(Ledger):
             if target_id is None or not listed:
                 return 0
             cur = conn.execute(
-                "DELETE FROM ledger_runs WHERE target_id = %s AND key = ANY(%s::text[])", (target_id, listed)
+                "DELETE FROM ledger_runs WHERE target_id = %s AND key = ANY(%s::text[])",
+                (target_id, text_array(listed)),
             )
             return cur.rowcount
 
-        return self._call(body)
+        return self._call(body, probe=True)
 
     # -- moving ledgers ----------------------------------------------------------------------------------------
 

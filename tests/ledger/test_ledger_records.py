@@ -237,6 +237,29 @@ def test_entries_may_be_written_while_iterating(ledger: Ledger) -> None:
     assert sum(1 for e in ledger.entries(T) if e.state == "submitted") == 210
 
 
+ODD = ["a,b", 'q"uote', 'x","y', "back\\slash", "{braces}", "NULL", " spaced ", "new\nline", "tab\t", "日本", "'"]
+
+
+def test_any_characters_round_trip_through_every_method(ledger: Ledger) -> None:
+    ledger.record_pending(T, [PendingRow(k, "d" + k, "m" + k, "f" + k) for k in ODD])
+    assert {k: (e.digest, e.manifest, e.file) for k, e in ledger.lookup(T, ODD).items()} == {
+        k: ("d" + k, "m" + k, "f" + k) for k in ODD
+    }
+    ledger.record_submitted(T, [(k, "run" + k) for k in ODD[:4]])
+    ledger.record_failed(T, ODD[4:7], 'err "x"')
+    ledger.record_unknown(T, ODD[7:], "err\\y")
+    assert {e.key: (e.state, e.run_id) for e in ledger.entries(T, ["m" + k for k in ODD])} == {
+        **{k: ("submitted", "run" + k) for k in ODD[:4]},
+        **{k: ("failed", None) for k in ODD[4:7]},
+        **{k: ("unknown", None) for k in ODD[7:]},
+    }
+    ledger.adopt(T, [AdoptedRow(k, "d" + k, "m" + k, "f" + k, "run" + k) for k in ODD[4:]])
+    with pytest.raises(KeyTakenError) as caught:
+        ledger.record_pending(T, [PendingRow(k, "d", "m", "f") for k in ODD])
+    assert sorted(caught.value.keys) == sorted(ODD)
+    assert ledger.forget(T, ODD) == len(ODD)
+
+
 def test_state_digest_follows_what_a_plan_depends_on(ledger: Ledger, clock: FakeClock) -> None:
     keys = ["a", "b", "c"]
     empty = ledger.state_digest(T, keys)
