@@ -175,6 +175,17 @@ def test_workflow_ids_select_workflows(engine: Engine, get: Get, seeded: list[st
     assert body["rows"] == []
 
 
+def test_rows_carry_the_json_texts_as_received(engine: Engine, stubs: Any, auth: Any, req: Any) -> None:
+    text = '{"big": 1e400, "b": 1.50}'
+    stubs.workflows.TriggerWorkflow(req(input=text, metadata='{"k" : "v"}'), metadata=auth)
+    url = f"{engine.server_url}/api/v1/stable/tenants/{engine.tenant_id}/workflow-runs"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {engine.token()}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        body = resp.read().decode()
+    assert f',"input":{text},"additionalMetadata":{{"k" : "v"}}}}' in body
+    assert json.loads(body)["rows"][0]["input"] == {"big": float("inf"), "b": 1.5}
+
+
 def test_include_payloads_false_leaves_the_input_out(get: Get, seeded: list[str]) -> None:
     _, body = get(params=[("include_payloads", "false"), ("additional_metadata", "key:run:2")])
     assert body["rows"][0]["input"] == {}

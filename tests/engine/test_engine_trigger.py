@@ -138,6 +138,13 @@ def test_get_run_details_reports_queued_and_not_done(
     assert dict(details.task_runs) == {}
 
 
+def test_get_run_details_returns_the_json_texts_as_received(stubs: Any, auth: Any, req: Any) -> None:
+    text = '{"big": 1e400, "b": 1.50, "a": [ ]}'
+    run_id = stubs.workflows.TriggerWorkflow(req(input=text, metadata='{"k" : "v"}'), metadata=auth).workflow_run_id
+    details = stubs.admin.GetRunDetails(admin_pb2.GetRunDetailsRequest(external_id=run_id), metadata=auth)
+    assert (details.input, details.additional_metadata) == (text.encode(), b'{"k" : "v"}')
+
+
 @pytest.mark.parametrize("external_id", [str(uuid.uuid4()), "not-a-uuid", ""])
 def test_get_run_details_of_an_unknown_run_is_not_found(stubs: Any, auth: Any, external_id: str) -> None:
     with pytest.raises(grpc.RpcError) as err:

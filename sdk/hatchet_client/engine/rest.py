@@ -21,7 +21,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from hatchet_client.engine.errors import TokenError
-from hatchet_client.engine.store import RunFilter, RunStore, StoredRun, workflow_id
+from hatchet_client.engine.store import RawRun, RunFilter, RunStore, workflow_id
 from hatchet_client.engine.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,6 @@ def _last(params: dict[str, list[str]], name: str) -> str | None:
     return values[-1] if values else None
 
 
-def _timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 class RestApi:
     """Request handling, independent of the HTTP server: (path+query, authorization) -> (status, JSON body)."""
 
@@ -72,7 +68,8 @@ class RestApi:
         self._verifier = verifier
         self._tenant_id = tenant_id
 
-    def get(self, target: str, authorization: str | None) -> tuple[int, Any]:
+    def get(self, target: str, authorization: str | None) -> tuple[int, str]:
+        """(HTTP status, JSON body text) for a GET of `target` (path and query)."""
         url = urlsplit(target)
         match = _ROUTE.match(url.path)
         if match is None:
@@ -87,7 +84,7 @@ class RestApi:
         try:
             flt, empty = self._filter(params)
             if match["ids"]:
-                return 200, [] if empty else self._store.run_ids(flt)
+                return 200, _dumps([] if empty else self._store.run_ids(flt))
             return 200, self._list(flt, empty, params)
         except BadRequest as exc:
             return 400, _errors(str(exc))
@@ -133,30 +130,27 @@ class RestApi:
         )
         return flt, empty
 
-    def _list(self, flt: RunFilter, empty: bool, params: dict[str, list[str]]) -> dict[str, Any]:
+    def _list(self, flt: RunFilter, empty: bool, params: dict[str, list[str]]) -> str:
         limit_text = _last(params, "limit")
         offset_text = _last(params, "offset")
         limit = DEFAULT_LIMIT if not limit_text else _parse_int("limit", limit_text, 1, MAX_LIMIT)
         offset = 0 if not offset_text else _parse_int("offset", offset_text, 0, 2**62)
         payloads = (_last(params, "include_payloads") or "true").lower() != "false"
-        total = 0 if empty else self._store.count(flt)
-        runs = [] if empty else list(self._store.select(flt, newest_first=True, limit=limit, offset=offset))
+        total, runs = (0, []) if empty else self._store.page(flt, limit, offset)
         current = offset // limit + 1
-        return {
-            # As Hatchet computes it: next_page is always current_page + 1; num_pages tells when to stop.
-            "pagination": {"current_page": current, "next_page": current + 1, "num_pages": math.ceil(total / limit)},
-            "rows": [self._row(run, payloads) for run in runs],
-        }
+        # As Hatchet computes it: next_page is always current_page + 1; num_pages tells when to stop.
+        pagination = {"current_page": current, "next_page": current + 1, "num_pages": math.ceil(total / limit)}
+        rows = ",".join(self._row(run, payloads) for run in runs)
+        return f'{{"pagination":{_dumps(pagination)},"rows":[{rows}]}}'
 
-    def _row(self, run: StoredRun, payloads: bool) -> dict[str, Any]:
-        at = _timestamp(run.received_at)
-        return {
+    def _row(self, run: RawRun, payloads: bool) -> str:
+        """One row (V1TaskSummary's shape); the stored JSON texts are spliced in as received."""
+        at = run.received_at
+        fields = {
             "metadata": {"id": run.run_id, "createdAt": at, "updatedAt": at},
             "createdAt": at,
             "displayName": run.workflow_name,
-            "input": run.input if payloads else {},
             "output": {},
-            "additionalMetadata": run.additional_metadata,
             "numSpawnedChildren": 0,
             "status": "QUEUED",
             "taskExternalId": run.run_id,
@@ -171,10 +165,15 @@ class RestApi:
             "retryCount": 0,
             "isEvicted": False,
         }
+        payload = run.input if payloads else "{}"
+        return f'{_dumps(fields)[:-1]},"input":{payload},"additionalMetadata":{run.additional_metadata}}}'
 
 
-def _errors(description: str) -> dict[str, Any]:
-    return {"errors": [{"description": description}]}
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _errors(description: str) -> str:
+    return _dumps({"errors": [{"description": description}]})
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -187,7 +186,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:
             log.exception("engine REST: unexpected error")
             status, body = 500, _errors(f"internal engine error: {type(exc).__name__}")
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = body.encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

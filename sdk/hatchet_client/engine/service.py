@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -118,14 +117,14 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
     def GetRunDetails(self, request: Any, context: grpc.ServicerContext) -> Any:
         def handle() -> Any:
             run_id = request.external_id
-            run = self._store.get_run(run_id) if run_id else None
+            run = self._store.get_raw_run(run_id) if run_id else None
             if run is None:
                 raise RequestError(grpc.StatusCode.NOT_FOUND, f"workflow run {run_id!r} not found")
             return admin_pb2.GetRunDetailsResponse(
-                input=json.dumps(run.input).encode(),
+                input=run.input.encode(),  # the JSON texts as received
                 status=admin_pb2.QUEUED,
                 done=False,
-                additional_metadata=json.dumps(run.additional_metadata).encode(),
+                additional_metadata=run.additional_metadata.encode(),
             )
 
         return _answer(context, handle)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from hatchet_client.engine.errors import EngineError
 from hatchet_client.engine.schema import BUCKET_BITS, SCHEMA_VERSION, connect
@@ -62,6 +62,18 @@ class RunFilter:
     operator: Literal["AND", "OR"] = "AND"
     since: datetime | None = None
     until: datetime | None = None
+
+
+class RawRun(NamedTuple):
+    """A stored run with its JSON texts as stored (what REST and GetRunDetails send back verbatim)."""
+
+    seq: int
+    run_id: str
+    workflow_name: str
+    input: str
+    additional_metadata: str
+    priority: int | None
+    received_at: str
 
 
 def _row_to_run(row: Sequence[Any]) -> StoredRun:
@@ -199,6 +211,17 @@ class RunStore:
                 for row in batch:
                     yield _row_to_run(row)
 
+    def page(self, flt: RunFilter, limit: int, offset: int) -> tuple[int, list[RawRun]]:
+        """How many runs match, and one page of them newest first, from the same snapshot."""
+        where, params = _where(flt)
+        with self._snapshot() as conn:
+            total = int(conn.execute(f"{_BUCKETS}SELECT count(*) FROM runs r{where}", params).fetchone()[0])
+            rows = conn.execute(
+                f"{_BUCKETS}SELECT {_COLUMNS} FROM runs r{where} ORDER BY r.seq DESC LIMIT ? OFFSET ?",
+                [*params, limit, offset],
+            ).fetchall()
+        return total, [RawRun(*row) for row in rows]
+
     def run_ids(self, flt: RunFilter) -> list[str]:
         where, params = _where(flt)
         with self._snapshot() as conn:
@@ -208,6 +231,10 @@ class RunStore:
             ]
 
     def get_run(self, run_id: str) -> StoredRun | None:
+        row = self.get_raw_run(run_id)
+        return None if row is None else _row_to_run(row)
+
+    def get_raw_run(self, run_id: str) -> RawRun | None:
         with self._snapshot() as conn:
             row = conn.execute(
                 f"{_BUCKETS}SELECT {_COLUMNS} FROM runs r WHERE r.seq ="
@@ -216,7 +243,7 @@ class RunStore:
                 " WHERE r.seq > (SELECT indexed_upto FROM index_state) AND r.run_id = ? LIMIT 1",
                 (run_id, run_id),
             ).fetchone()
-        return None if row is None else _row_to_run(row)
+        return None if row is None else RawRun(*row)
 
     def workflow_names(self) -> list[str]:
         with self._snapshot() as conn:
