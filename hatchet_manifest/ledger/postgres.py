@@ -239,7 +239,9 @@ class PostgresLedger(Ledger):
         return self._conn
 
     def _call(self, body: Callable[[psycopg.Connection[Any]], R], *, write: bool = True, probe: bool = False) -> R:
-        """Run `body` in one transaction; again (from scratch) after a deadlock or serialization failure."""
+        """Run `body` in one transaction. Again, from scratch, after a deadlock or serialization failure (rolled
+        back, so safe); a read also after finding its session dead. A write whose session died is not retried: its
+        COMMIT may have happened, and the caller must know."""
         with self._mutex, self._guard():
             for attempt in range(RETRIES):
                 conn = self._session()
@@ -252,6 +254,9 @@ class PostgresLedger(Ledger):
                     if not write or attempt == RETRIES - 1:
                         raise
                     time.sleep(0.01 * (attempt + 1))
+                except psycopg.OperationalError:
+                    if write or not conn.broken or attempt == RETRIES - 1:
+                        raise
             raise AssertionError("unreachable")
 
     def _migrate(self, schema: tuple[migrations.Migration, ...]) -> None:
@@ -322,7 +327,7 @@ class PostgresLedger(Ledger):
         """Run an upsert-as-update; returns (keys changed, keys that were not in the ledger, placeholders removed)."""
         changed: set[str] = set()
         missing: set[str] = set()
-        for key, inserted in conn.execute(sql, params).fetchall():  # type: ignore[call-overload]
+        for key, inserted in conn.execute(sql, params).fetchall():
             (missing if inserted else changed).add(key)
         if missing:
             conn.execute(DELETE_PLACEHOLDERS, (target_id, text_array(sorted(missing))))
@@ -365,11 +370,16 @@ class PostgresLedger(Ledger):
                     (key, target.id, socket.gethostname(), os.getpid(), self._now()),
                 )
             yield
-            with self._guard():
+            try:
                 conn.execute(
                     "DELETE FROM ledger_lock_holders WHERE lock_key = %s AND backend_pid = pg_backend_pid()", (key,)
                 )
                 conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            except psycopg.OperationalError as exc:
+                # The session died (server restart, terminated backend, network): its locks died with it, so there
+                # is nothing left to release. Anything else is a real error.
+                if not conn.broken:
+                    raise LedgerError(f"ledger {self.location}: {self._scrub(str(exc)).strip()}") from None
         finally:
             conn.close()  # ends the session, which releases the lock whatever happened above
 

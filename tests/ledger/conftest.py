@@ -85,7 +85,8 @@ class PgServer:
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
-        self.dir = Path(tempfile.mkdtemp(prefix="hm-ledger-pg-"))
+        # Under /tmp: the server's user must reach it (as root it is not us), and a unix socket path must stay short.
+        self.dir = Path(tempfile.mkdtemp(prefix="hm-ledger-pg-", dir="/tmp" if Path("/tmp").is_dir() else None))
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
         self.run_as: str | None = None
