@@ -194,11 +194,12 @@ class Executor:
         if self.on_progress is not None:
             self.on_progress(self.progress)
 
-    def run(self, runs: Iterable[tuple[Tag, WorkflowRun]]) -> ApplyResult:
-        """Submit the selected runs; returns the result (its exit_code says how it went, Ctrl-C included)."""
+    def run(self, runs: Iterable[tuple[Tag, bytes]]) -> ApplyResult:
+        """Submit the selected runs, encoded by the admin client's encoder (see Spool); returns the result (its
+        exit_code says how it went, Ctrl-C included)."""
         opts = self.options
         started = time.monotonic()
-        submission = self.admin.submit(
+        submission = self.admin.submit_encoded(
             runs,
             batch_size=opts.batch_size,
             concurrency=opts.concurrency,

@@ -75,8 +75,16 @@ class ManifestGroup(click.Group):
         except Exception as exc:  # the one place an unexpected error becomes a message
             if (ctx.obj or {}).get("traceback"):
                 raise
+            if _is_client_error(exc):  # hatchet_client's errors: settings, token, connection (never the token)
+                click.echo(f"error: {exc}", err=True)
+                ctx.exit(1)
             click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --traceback)", err=True)
             ctx.exit(EXIT_INTERNAL)
+
+
+def _is_client_error(exc: BaseException) -> bool:
+    """hatchet_client.errors.HatchetClientError, without importing the client (and gRPC) for every command."""
+    return any(c.__module__ == "hatchet_client.errors" and c.__name__ == "HatchetClientError" for c in type(exc).__mro__)
 
 
 @click.group(cls=ManifestGroup, context_settings={"help_option_names": ["-h", "--help"]}, help=__doc__)

@@ -130,7 +130,7 @@ def command(
                         click.echo(json.dumps(p.to_dict()))
                 return
             result = ApplyResult()
-            with Spool(Path(targs.state_dir)) as spool:
+            with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir)) as spool:
                 count = spool.write(select(planned, options, result))  # renders and validates everything
                 click.echo(summary_line(_summary(result)), err=True)
                 if lookup is not None:

@@ -12,6 +12,7 @@ for outcome in hatchet.admin.submit((key, run) for key, run in pairs): ...   # o
 from hatchet_client.admin import AdminClient
 from hatchet_client.client import Hatchet
 from hatchet_client.config import ClientConfig, TLSSettings
+from hatchet_client.encode import RunEncoder
 from hatchet_client.errors import (
     BulkSubmitError,
     BulkSubmitInterrupted,
@@ -53,6 +54,7 @@ __all__ = [
     "ListRunsError",
     "ResultTimeoutError",
     "RpcError",
+    "RunEncoder",
     "RunDetails",
     "RunFailedError",
     "RunResultError",

@@ -157,6 +157,31 @@ class AdminClient:
             stop_on_unknown=stop_on_unknown,
         )
 
+    def encoder(self) -> RunEncoder:
+        """A RunEncoder for this client (namespace, max send size): `encode_item(run, index, tag)` validates a
+        run and returns its framed bytes, for `submit_encoded`. Encoding ahead lets a caller validate
+        everything before sending anything without keeping the runs in memory (e.g. in a file)."""
+        return self._new_encoder()
+
+    def submit_encoded(
+        self,
+        items: Iterable[tuple[T, bytes]],
+        *,
+        batch_size: int = MAX_BATCH_SIZE,
+        concurrency: int = 2,
+        before_send: Callable[[Chunk[T]], object] | None = None,
+        timeout: float | None = None,
+        stop_on_unknown: bool = False,
+    ) -> Submission[T]:
+        """`submit` for `(tag, framed bytes)` pairs made by `encoder().encode_item`; same rules and outcomes."""
+        return self._submission(
+            chunked(iter(items), batch_size, self.config.grpc_max_send_message_length),
+            concurrency=concurrency,
+            before_send=before_send,
+            timeout=timeout,
+            stop_on_unknown=stop_on_unknown,
+        )
+
     def check(self, run: RunLike, index: int = 0, tag: object = None) -> int:
         """Validate one run as `submit` would; returns its encoded size in bytes. Raises RunValidationError."""
         with self._lock:
