@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +125,37 @@ def _trigger_some(eng: Engine, req: Any, bulk: Any, as_auth: Any) -> list[str]:
         stub = workflows_pb2_grpc.WorkflowServiceStub(channel)
         items = [req("wf", {}, {"k": f"v{i}"}) for i in range(3)]
         return list(stub.BulkTriggerWorkflow(bulk(items), metadata=as_auth(eng.token())).workflow_run_ids)
+
+
+def test_the_engine_indexes_runs_by_itself_when_idle(
+    engine: Engine, stubs: Any, auth: Any, req: Any, bulk: Any
+) -> None:
+    stubs.workflows.BulkTriggerWorkflow(bulk([req(input={}, metadata={"k": str(i)}) for i in range(50)]), metadata=auth)
+    conn = sqlite3.connect(engine.db_path)
+    try:
+        deadline = time.monotonic() + 10
+        while conn.execute("SELECT indexed_upto FROM index_state").fetchone()[0] < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert conn.execute("SELECT indexed_upto FROM index_state").fetchone()[0] == 50
+        assert conn.execute("SELECT count(*) FROM run_metadata WHERE key = 'k'").fetchone()[0] == 50
+        assert conn.execute("SELECT count(*) FROM run_ids").fetchone()[0] == 50
+    finally:
+        conn.close()
+
+
+def test_concurrent_calls_are_each_stored_whole_and_in_order(
+    engine: Engine, stubs: Any, auth: Any, req: Any, bulk: Any
+) -> None:
+    def call(k: int) -> list[str]:
+        items = [req(input={"call": k, "i": i}) for i in range(200)]
+        return list(stubs.workflows.BulkTriggerWorkflow(bulk(items), metadata=auth).workflow_run_ids)
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(call, range(40)))
+    runs = list(engine.store.list_runs())
+    assert len(runs) == 40 * 200
+    position = {run.run_id: n for n, run in enumerate(runs)}
+    for k, ids in enumerate(answers):
+        first = position[ids[0]]
+        assert [position[i] for i in ids] == list(range(first, first + 200))  # contiguous, in request order
+        assert [runs[position[i]].input for i in ids] == [{"call": k, "i": i} for i in range(200)]

@@ -112,10 +112,15 @@ class RunWriter:
         try:
             unindexed = self._has_unindexed(conn)
             dirty = False  # written since the last idle checkpoint
+            last_write = 0.0  # monotonic time of the last commit: idle work waits until calls pause
             stopping = False
             while not stopping:
                 try:
-                    item = self._queue.get(timeout=self._index_idle) if unindexed or dirty else self._queue.get()
+                    if unindexed or dirty:
+                        wait = self._index_idle - (time.monotonic() - last_write)
+                        item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                    else:
+                        item = self._queue.get()
                 except queue.Empty:
                     try:
                         if unindexed:
@@ -143,6 +148,7 @@ class RunWriter:
                 if writes:
                     self._commit_group(conn, writes)
                     unindexed = dirty = True
+                    last_write = time.monotonic()
                 for p in group:
                     if not p.rows:  # an index_now() request
                         self._index_all(conn, p)
@@ -202,7 +208,8 @@ class RunWriter:
             conn.executemany("INSERT OR IGNORE INTO workflows (name) VALUES (?)", [(name,) for name in names])
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # some errors (disk full) have rolled back already
+                conn.execute("ROLLBACK")
             raise
         self._last_received = now
 
@@ -218,14 +225,16 @@ class RunWriter:
         try:
             low = conn.execute("SELECT indexed_upto FROM index_state").fetchone()[0]
             top = conn.execute("SELECT coalesce(max(seq), 0) FROM runs").fetchone()[0]
-            high = min(top, ((low >> BUCKET_BITS) + 1) << BUCKET_BITS)  # at most to the end of low's bucket
+            bucket_end = ((((low + 1) >> BUCKET_BITS) + 1) << BUCKET_BITS) - 1  # one bucket per step at most
+            high = min(top, bucket_end)
             if high > low:
                 conn.execute(_INDEX_RUN_IDS, (low, high))
                 conn.execute(_INDEX_METADATA, (low, high))
                 conn.execute("UPDATE index_state SET indexed_upto = ? WHERE id = 1", (high,))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         return bool(high < top)
 
