@@ -132,13 +132,18 @@ def select(
             result.skipped_changed += 1
         if p.action == "unknown" and not send:
             result.skipped_unknown += 1
-        if not send or p.run is None:
+        r = p.run
+        if not send or r is None:
             continue
-        run = p.run.workflow_run(reveal=True)
+        metadata = r.secret_metadata if r.secret_metadata is not None else r.additional_metadata
         if options.stamp:
-            metadata = {**run["options"]["additional_metadata"], STAMP_KEY: p.key, STAMP_MANIFEST: p.run.manifest}
-            run["options"] = {**run["options"], "additional_metadata": metadata}
-        yield Tag(p.key, p.digest, p.run.manifest, p.run.file), run  # type: ignore[misc]
+            metadata = {**metadata, STAMP_KEY: p.key, STAMP_MANIFEST: r.manifest}
+        run_options: dict[str, Any] = {"additional_metadata": metadata}
+        if r.priority is not None:
+            run_options["priority"] = r.priority
+        data = r.secret_input if r.secret_input is not None else r.input
+        run: WorkflowRun = {"workflow_name": r.workflow_name, "input": data, "options": run_options}  # type: ignore[typeddict-item]
+        yield Tag(p.key, p.digest, r.manifest, r.file), run
 
 
 class Executor:

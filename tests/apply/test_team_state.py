@@ -63,6 +63,28 @@ def test_fresh_ledger_relies_on_the_engine_lookup(manifests: Path, engine: dict[
     assert len(keys) == 32 and set(keys.values()) == {1}
 
 
+def test_the_token_never_appears_in_output_plans_or_errors(manifests: Path, engine: dict[str, str]) -> None:
+    token = engine["HATCHET_CLIENT_TOKEN"]
+    outputs = [
+        run(engine, manifests, "apply", "manifests", "--yes", "--engine", "remote", "--state-dir", "s", "-o", "json"),
+        run(engine, manifests, "diff", "manifests", "--engine", "remote", "--state-dir", "s", "-o", "json", "--out", "p.json"),
+        run(engine, manifests, "apply", "p.json", "--yes", "--engine", "remote", "--state-dir", "s"),
+        run({**engine, "HATCHET_CLIENT_TOKEN": token[:-3] + "xyz"}, manifests, "apply", "manifests", "--yes",
+            "--engine", "remote", "--state-dir", "s2"),
+        run({**engine, "HATCHET_CLIENT_TOKEN": "not-a-jwt-" + token}, manifests, "diff", "manifests", "--engine", "remote"),
+    ]
+    assert outputs[0].returncode == 0 and outputs[2].returncode == 0
+    assert outputs[3].returncode == 1 and "token signature is invalid" in outputs[3].stderr  # refused, and said
+    assert outputs[4].returncode == 1 and "Traceback" not in outputs[4].stderr
+    for out in outputs:
+        assert token not in out.stdout + out.stderr
+        assert token[-20:] not in out.stdout + out.stderr
+    assert token not in (manifests / "p.json").read_text()
+    for path in (manifests / "s").rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes()
+
+
 @pytest.fixture(scope="module")
 def pg_server() -> Iterator[object]:
     from tests.ledger.conftest import PgServer, find_pg_bindir
