@@ -84,7 +84,9 @@ class ManifestGroup(click.Group):
 
 def _is_client_error(exc: BaseException) -> bool:
     """hatchet_client.errors.HatchetClientError, without importing the client (and gRPC) for every command."""
-    return any(c.__module__ == "hatchet_client.errors" and c.__name__ == "HatchetClientError" for c in type(exc).__mro__)
+    return any(
+        c.__module__ == "hatchet_client.errors" and c.__name__ == "HatchetClientError" for c in type(exc).__mro__
+    )
 
 
 @click.group(cls=ManifestGroup, context_settings={"help_option_names": ["-h", "--help"]}, help=__doc__)

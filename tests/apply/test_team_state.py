@@ -67,11 +67,40 @@ def test_the_token_never_appears_in_output_plans_or_errors(manifests: Path, engi
     token = engine["HATCHET_CLIENT_TOKEN"]
     outputs = [
         run(engine, manifests, "apply", "manifests", "--yes", "--engine", "remote", "--state-dir", "s", "-o", "json"),
-        run(engine, manifests, "diff", "manifests", "--engine", "remote", "--state-dir", "s", "-o", "json", "--out", "p.json"),
+        run(
+            engine,
+            manifests,
+            "diff",
+            "manifests",
+            "--engine",
+            "remote",
+            "--state-dir",
+            "s",
+            "-o",
+            "json",
+            "--out",
+            "p.json",
+        ),
         run(engine, manifests, "apply", "p.json", "--yes", "--engine", "remote", "--state-dir", "s"),
-        run({**engine, "HATCHET_CLIENT_TOKEN": token[:-3] + "xyz"}, manifests, "apply", "manifests", "--yes",
-            "--engine", "remote", "--state-dir", "s2"),
-        run({**engine, "HATCHET_CLIENT_TOKEN": "not-a-jwt-" + token}, manifests, "diff", "manifests", "--engine", "remote"),
+        run(
+            {**engine, "HATCHET_CLIENT_TOKEN": token[:-3] + "xyz"},
+            manifests,
+            "apply",
+            "manifests",
+            "--yes",
+            "--engine",
+            "remote",
+            "--state-dir",
+            "s2",
+        ),
+        run(
+            {**engine, "HATCHET_CLIENT_TOKEN": "not-a-jwt-" + token},
+            manifests,
+            "diff",
+            "manifests",
+            "--engine",
+            "remote",
+        ),
     ]
     assert outputs[0].returncode == 0 and outputs[2].returncode == 0
     assert outputs[3].returncode == 1 and "token signature is invalid" in outputs[3].stderr  # refused, and said
