@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import random
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -139,13 +141,9 @@ class SqliteLedger(Ledger):
             raise LedgerError(f"cannot open the ledger {path}: {exc}") from exc
         try:
             with self._guard():
-                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode != "wal":
-                    raise LedgerError(f"the ledger {path} cannot use write-ahead logging (journal mode {mode})")
                 self._conn.execute("PRAGMA synchronous = FULL")
-                self._conn.execute("PRAGMA foreign_keys = ON")
                 self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-                self._migrate(schema)
+                self._set_up(schema)
         except BaseException:
             self._conn.close()
             raise
@@ -178,6 +176,22 @@ class SqliteLedger(Ledger):
             finally:
                 if self._conn.in_transaction:
                     self._conn.execute("ROLLBACK")
+
+    def _set_up(self, schema: tuple[migrations.Migration, ...]) -> None:
+        """WAL mode and migrations. Processes opening a new file at once can deadlock on its first switch to WAL,
+        which SQLite reports as "database is locked" at once, without waiting: try again until the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode != "wal":
+                    raise LedgerError(f"the ledger {self.path} cannot use write-ahead logging (journal mode {mode})")
+                self._migrate(schema)
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))
 
     def _migrate(self, schema: tuple[migrations.Migration, ...]) -> None:
         conn = self._conn

@@ -8,7 +8,8 @@ import pytest
 
 from hatchet_manifest.errors import LedgerError
 from hatchet_manifest.ledger import LedgerLockedError, PendingRow, Target, open_ledger
-from hatchet_manifest.ledger.postgres import COLUMNS, LOOKUP, PIN_PLANS, PostgresLedger, text_array
+from hatchet_manifest.ledger.postgres import PostgresLedger
+from hatchet_manifest.ledger.postgres_sql import COLUMNS, LOOKUP, PIN_PLANS, text_array
 
 psycopg = pytest.importorskip("psycopg")
 
