@@ -160,12 +160,17 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
+def require_psycopg() -> None:
+    """Skip (or fail, when PostgreSQL is required) a test that needs psycopg where it is not installed."""
     try:
         import psycopg  # noqa: F401
-    except ImportError:
+    except ModuleNotFoundError:
         _unavailable("psycopg 3 is not installed: pip install 'psycopg[binary]>=3.2'")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    require_psycopg()
     bindir = find_pg_bindir()
     if bindir is None:
         _unavailable(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ from hatchet_manifest.ledger import LedgerLockedError, PendingRow, Target, open_
 from hatchet_manifest.ledger.postgres import PostgresLedger
 from hatchet_manifest.ledger.postgres_sql import COLUMNS, LOOKUP, PIN_PLANS, text_array
 
-psycopg = pytest.importorskip("psycopg")
+with contextlib.suppress(ModuleNotFoundError):  # then the pg_server fixture skips these tests (or fails them)
+    import psycopg
 
 BIG = Target("tenant", "big:443")
 FRESH = Target("tenant", "fresh:443")

@@ -12,6 +12,7 @@ from hatchet_manifest.ledger import Target, open_ledger, redact_url
 from hatchet_manifest.ledger.postgres import PostgresLedger
 from hatchet_manifest.ledger.sqlite import SqliteLedger
 from hatchet_manifest.ledger.url import sqlite_path
+from tests.ledger.conftest import require_psycopg
 
 
 @pytest.mark.parametrize(
@@ -100,7 +101,7 @@ def test_redact_url_hides_only_the_password(url: str, shown: str) -> None:
 
 
 def test_postgres_connection_errors_never_show_the_password() -> None:
-    pytest.importorskip("psycopg")
+    require_psycopg()
     url = "postgresql://ledger:s3cret-pw@127.0.0.1:1/ledger?connect_timeout=2"
     with pytest.raises(LedgerError) as caught:
         PostgresLedger(url)
