@@ -6,7 +6,12 @@ Library API (the CLI is a thin layer over it)::
     manifests = hm.load(["manifests/"])
     for run in hm.render(manifests, hm.Values(set=["count=5"])):
         print(run.key, run.workflow_run())
+
+Planning and applying (`Plan`, `Executor`, `open_ledger`, `connect`) are loaded on first use, so that
+rendering never pays for the gRPC client.
 """
+
+from typing import Any
 
 from hatchet_manifest.errors import ConfigError, HatchetManifestError, LedgerError, ManifestError, Problem
 from hatchet_manifest.loader import LoadedManifest, load
@@ -14,7 +19,31 @@ from hatchet_manifest.render import Limits, RenderedRun, Renderer, render
 from hatchet_manifest.selector import Selector
 from hatchet_manifest.values import Values
 
+_LAZY = {
+    "Plan": "hatchet_manifest.plan",
+    "PlannedRun": "hatchet_manifest.plan",
+    "run_digest": "hatchet_manifest.plan",
+    "Executor": "hatchet_manifest.apply",
+    "ApplyOptions": "hatchet_manifest.apply",
+    "ApplyResult": "hatchet_manifest.apply",
+    "select": "hatchet_manifest.apply",
+    "LedgerBaseline": "hatchet_manifest.baseline",
+    "open_ledger": "hatchet_manifest.ledger",
+    "Target": "hatchet_manifest.ledger",
+    "connect": "hatchet_manifest.target",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hatchet_manifest' has no attribute {name!r}")
+
+
 __all__ = [
+
     "ConfigError",
     "HatchetManifestError",
     "LedgerError",
@@ -28,4 +57,5 @@ __all__ = [
     "Values",
     "load",
     "render",
+    *_LAZY,
 ]

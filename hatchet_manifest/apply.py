@@ -156,14 +156,16 @@ class Executor:
         admin: AdminClient,
         options: ApplyOptions | None = None,
         on_progress: Callable[[Progress], None] | None = None,
+        result: ApplyResult | None = None,
     ) -> None:
+        """`result`: the one `select` counted the plan into, to be completed with the outcomes."""
         self.ledger = ledger
         self.target = target
         self.admin = admin
         self.options = options or ApplyOptions()
         self.on_progress = on_progress
         self.progress = Progress()
-        self.result = ApplyResult()
+        self.result = result if result is not None else ApplyResult()
         self._crash = _crash_point()
         self._recorded: set[int] = set()
 

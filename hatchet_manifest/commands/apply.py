@@ -142,8 +142,7 @@ def command(
                 def progress(p: Progress) -> None:
                     bar.update(p.submitted + p.failed + p.unknown, p.failed, p.unknown)
 
-                executor = Executor(ledger, target, conn.hatchet.admin, options, progress)
-                executor.result = result
+                executor = Executor(ledger, target, conn.hatchet.admin, options, progress, result)
                 if count:
                     executor.run(spool)
                     bar.update(
