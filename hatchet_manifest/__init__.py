@@ -43,7 +43,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-
     "ConfigError",
     "HatchetManifestError",
     "LedgerError",

@@ -35,6 +35,7 @@ class Tag(NamedTuple):
     digest: str
     manifest: str
     file: str
+    replace: bool = False  # a changed run sent again: its submitted row is replaced
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,7 @@ def select(
             run_options["priority"] = r.priority
         data = r.secret_input if r.secret_input is not None else r.input
         run: WorkflowRun = {"workflow_name": r.workflow_name, "input": data, "options": run_options}  # type: ignore[typeddict-item]
-        yield Tag(p.key, p.digest, r.manifest, r.file), run
+        yield Tag(p.key, p.digest, r.manifest, r.file, p.action == "changed"), run
 
 
 class Executor:
@@ -170,7 +171,12 @@ class Executor:
         self._recorded: set[int] = set()
 
     def _before_send(self, chunk: Any) -> None:
-        self.ledger.record_pending(self.target, [PendingRow(t.key, t.digest, t.manifest, t.file) for t in chunk.tags])
+        new = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in chunk.tags if not t.replace]
+        changed = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in chunk.tags if t.replace]
+        if new:
+            self.ledger.record_pending(self.target, new)
+        if changed:  # if this raises, the chunk is not sent and its rows are recorded failed
+            self.ledger.record_pending(self.target, changed, replace_submitted=True)
         if self._crash and self._crash[0] == "after-pending" and chunk.seq == self._crash[1]:
             os._exit(137)
 

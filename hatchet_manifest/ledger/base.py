@@ -32,6 +32,13 @@ T = TypeVar("T")
 BATCH = 1000
 
 
+def replacing(upsert_pending: str) -> str:
+    """The pending upsert that may also replace submitted rows."""
+    states = "IN ('failed', 'unknown')"
+    assert states in upsert_pending
+    return upsert_pending.replace(states, "IN ('failed', 'unknown', 'submitted')")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -270,9 +277,11 @@ class Ledger(ABC):
     # -- writing ---------------------------------------------------------------------------------------------
 
     @abstractmethod
-    def record_pending(self, target: Target, rows: Sequence[PendingRow]) -> None:
+    def record_pending(self, target: Target, rows: Sequence[PendingRow], *, replace_submitted: bool = False) -> None:
         """Record runs about to be sent. All or nothing: if any key is already pending or submitted, nothing is
         written and KeyTakenError lists those keys (safe against racing processes even without the lock).
+        `replace_submitted`: submitted rows may be replaced too (`apply --resubmit-changed` sends a new run for
+        a key whose content changed; the old run stays in the engine, stamped with the same key).
         A failed or unknown row is overwritten (created_at kept)."""
 
     @abstractmethod

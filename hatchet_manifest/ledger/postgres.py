@@ -35,6 +35,7 @@ from hatchet_manifest.ledger.base import (
     Target,
     TransitionError,
     ensure_unique,
+    replacing,
     utc_now,
 )
 from hatchet_manifest.ledger.postgres_sql import (
@@ -51,6 +52,8 @@ from hatchet_manifest.ledger.postgres_sql import (
     text_array,
 )
 from hatchet_manifest.ledger.url import redact_url
+
+UPSERT_REPLACING = replacing(UPSERT_PENDING)
 
 try:
     import psycopg
@@ -353,7 +356,7 @@ class PostgresLedger(Ledger):
 
     # -- writing ---------------------------------------------------------------------------------------------
 
-    def record_pending(self, target: Target, rows: Sequence[PendingRow]) -> None:
+    def record_pending(self, target: Target, rows: Sequence[PendingRow], *, replace_submitted: bool = False) -> None:
         keys = ensure_unique((row.key for row in rows), "record_pending")
         if not keys:
             return
@@ -368,7 +371,8 @@ class PostgresLedger(Ledger):
         }
 
         def body(conn: psycopg.Connection[Any]) -> None:
-            won = {key for (key,) in conn.execute(UPSERT_PENDING, params).fetchall()}
+            sql = UPSERT_REPLACING if replace_submitted else UPSERT_PENDING
+            won = {key for (key,) in conn.execute(sql, params).fetchall()}
             if len(won) != len(keys):
                 raise KeyTakenError(target, [key for key in keys if key not in won])  # rolls the insert back
 

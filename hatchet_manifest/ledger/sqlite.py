@@ -29,6 +29,7 @@ from hatchet_manifest.ledger.base import (
     TransitionError,
     chunked,
     ensure_unique,
+    replacing,
     utc_now,
 )
 from hatchet_manifest.ledger.filelock import flock_target
@@ -52,6 +53,8 @@ ON CONFLICT (target_id, key) DO UPDATE SET
 WHERE ledger_runs.state IN ('failed', 'unknown')
 RETURNING key
 """
+
+UPSERT_REPLACING = replacing(UPSERT_PENDING)
 
 UPDATE_SUBMITTED = """
 WITH v (key, run_id) AS (VALUES {values})
@@ -317,7 +320,7 @@ class SqliteLedger(Ledger):
 
     # -- writing ---------------------------------------------------------------------------------------------
 
-    def record_pending(self, target: Target, rows: Sequence[PendingRow]) -> None:
+    def record_pending(self, target: Target, rows: Sequence[PendingRow], *, replace_submitted: bool = False) -> None:
         keys = ensure_unique((row.key for row in rows), "record_pending")
         if not keys:
             return
@@ -327,7 +330,7 @@ class SqliteLedger(Ledger):
             won: set[str] = set()
             for batch in chunked(rows):
                 params = [*itertools.chain.from_iterable((r.key, r.digest, r.manifest, r.file) for r in batch)]
-                sql = with_values(UPSERT_PENDING, len(batch), 4)
+                sql = with_values(UPSERT_REPLACING if replace_submitted else UPSERT_PENDING, len(batch), 4)
                 won.update(key for (key,) in conn.execute(sql, [*params, target_id, now, now]))
             if len(won) != len(keys):
                 raise KeyTakenError(target, [key for key in keys if key not in won])  # rolls the batch back

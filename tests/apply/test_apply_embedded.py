@@ -73,6 +73,19 @@ def test_diff_shows_create_changed_unchanged_removed(project: Path, run_cli: Run
     assert code == 0 and data["submitted"] == 0 and data["skipped_changed"] == 17
     assert len(engine_runs(STATE)) == 20
 
+    code, data, _ = apply(run_cli, "--set", "count=18", "--resubmit-changed", path=str(manifest))
+    assert code == 0 and data["submitted"] == 17 and data["skipped_changed"] == 0
+    runs = engine_runs(STATE)
+    assert len(runs) == 37 and sorted(r["input"]["n"] for r in runs)[-1] == 170  # type: ignore[index]
+    result = run_cli("diff", str(manifest), "--set", "count=18", "-o", "json")
+    assert json.loads(result.stdout)["summary"] == {
+        "create": 0,
+        "changed": 0,
+        "unchanged": 18,
+        "removed": 2,
+        "unknown": 0,
+    }
+
 
 def test_invalid_manifest_submits_nothing(project: Path, run_cli: RunCli) -> None:
     Path("manifests/broken.yaml").write_text(

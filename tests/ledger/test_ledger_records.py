@@ -296,3 +296,17 @@ def test_a_closed_ledger_refuses_calls(ledger: Ledger) -> None:
 
 def test_repr_names_the_location(ledger: Ledger, ledger_url: str) -> None:
     assert ledger.location in repr(ledger)
+
+
+def test_record_pending_replaces_submitted_rows_only_when_asked(ledger: Ledger) -> None:
+    ledger.record_pending(T, pending("a", "b"))
+    ledger.record_submitted(T, [("a", "run-a1"), ("b", "run-b1")])
+    with pytest.raises(KeyTakenError):
+        ledger.record_pending(T, pending("a", digest="d2"))
+    ledger.record_pending(T, pending("a", digest="d2"), replace_submitted=True)
+    assert ledger.lookup(T, ["a"])["a"].digest == "d2"
+    assert states(ledger) == {"a": ("pending", None), "b": ("submitted", "run-b1")}
+    with pytest.raises(KeyTakenError):  # a pending row is never taken, not even when replacing
+        ledger.record_pending(T, pending("a", digest="d3"), replace_submitted=True)
+    ledger.record_submitted(T, [("a", "run-a2")])
+    assert states(ledger)["a"] == ("submitted", "run-a2")
