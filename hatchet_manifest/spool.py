@@ -3,12 +3,13 @@ that a million runs are rendered, validated and encoded once, before anything is
 in memory; sending then only reads bytes back.
 
 The file holds runs as they will be sent (secret values included): it is created 0600 in a private temporary
-directory and deleted when the apply ends. Record: <u32 tag length><u32 item length><tag JSON><item bytes>.
+directory and deleted when the apply ends. Record: <u32 tag length><u32 item length><tag><item bytes>, the tag
+in marshal format (fast, and safe here: the file is our own, private, and lives only as long as the apply).
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import struct
 import tempfile
@@ -21,7 +22,6 @@ from hatchet_client import RunEncoder, WorkflowRun
 from hatchet_manifest.apply import Tag
 
 _HEADER = struct.Struct("<II")
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class Spool:
@@ -37,14 +37,14 @@ class Spool:
 
     def write(self, runs: Iterable[tuple[Tag, WorkflowRun]]) -> int:
         """Encode (which validates for the wire: sizes, metadata, JSON) and store; returns the number of runs."""
-        encode_tag = _ENCODER.encode
+        dumps = marshal.dumps
         encode_item = self._encoder.encode_item
         pack = _HEADER.pack
         write = self._file.write
         count = self.count
         for tag, run in runs:
             item = encode_item(run, count, tag.key)
-            tag_bytes = encode_tag(tag).encode()
+            tag_bytes = dumps(tuple(tag))
             write(pack(len(tag_bytes), len(item)) + tag_bytes + item)
             count += 1
         self.count = count
@@ -53,7 +53,7 @@ class Spool:
 
     def __iter__(self) -> Iterator[tuple[Tag, bytes]]:
         self._file.flush()
-        loads = json.loads
+        loads = marshal.loads
         size = _HEADER.size
         unpack = _HEADER.unpack
         with self.path.open("rb", buffering=1 << 20) as f:

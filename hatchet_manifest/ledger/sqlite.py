@@ -1,4 +1,4 @@
-"""The embedded ledger: one SQLite file, WAL with synchronous=FULL (a committed row survives power loss)."""
+"""The embedded ledger: one SQLite file in WAL mode; pending rows are synced (they survive power loss), outcomes are not waited for (see _write)."""
 
 from __future__ import annotations
 
@@ -167,18 +167,29 @@ class SqliteLedger(Ledger):
             yield self._conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, sync: bool = True) -> Iterator[sqlite3.Connection]:
         """One write transaction; BEGIN IMMEDIATE takes the database's write lock first, so that the checks
-        made inside it hold until COMMIT, whatever other processes do."""
+        made inside it hold until COMMIT, whatever other processes do.
+
+        `sync=False` commits without waiting for the disk (synchronous=NORMAL, still safe against a process
+        crash): used for outcomes (submitted, failed, unknown), which the next synced commit makes durable and
+        which, if a power loss takes them, leave rows pending for reconciliation with the engine. Pending rows,
+        the write-ahead record, are always synced before the chunk is sent."""
         with self._mutex, self._guard():
             self._check_open()
-            self._conn.execute("BEGIN IMMEDIATE")
+            if not sync:
+                self._conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                finally:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
             finally:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                if not sync:
+                    self._conn.execute("PRAGMA synchronous = FULL")
 
     def _set_up(self, schema: tuple[migrations.Migration, ...]) -> None:
         """WAL mode and migrations. Processes opening a new file at once can deadlock on its first switch to WAL,
@@ -341,7 +352,7 @@ class SqliteLedger(Ledger):
             return
         now = to_micros(self._now())
         problems: dict[str, str] = {}
-        with self._write() as conn:
+        with self._write(sync=False) as conn:
             target_id = self._known_target_id(conn, target)
             if target_id is None:
                 problems = {key: "not in the ledger" for key in keys}
@@ -368,7 +379,7 @@ class SqliteLedger(Ledger):
             return
         now = to_micros(self._now())
         problems: dict[str, str] = {}
-        with self._write() as conn:
+        with self._write(sync=False) as conn:
             target_id = self._known_target_id(conn, target)
             if target_id is None:
                 problems = {key: "not in the ledger" for key in listed}
