@@ -13,10 +13,10 @@ import click
 from hatchet_manifest.apply import ApplyOptions, ApplyResult, Executor, Progress, select
 from hatchet_manifest.commands.diff import emit, lookup_warnings, settle, target_plan
 from hatchet_manifest.commands.options import RenderArgs, render_options
-from hatchet_manifest.commands.session import TargetArgs, target_options
+from hatchet_manifest.commands.session import TargetArgs, target_options, why_target
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.output import ProgressBar
-from hatchet_manifest.plan import Plan, summary_line
+from hatchet_manifest.plan import summary_line
 from hatchet_manifest.planfile import PlanFile, is_plan_file
 from hatchet_manifest.spool import Spool
 from hatchet_manifest.target import connect
@@ -107,8 +107,8 @@ def command(
         renderer = rargs.renderer(reveal_secrets=True)
         renderer.prepare()
     options = ApplyOptions(batch_size, concurrency, not no_stamp, resubmit_changed, resubmit_unknown, timeout)
-    with targs.open_ledger() as ledger, connect(targs.engine, Path(targs.state_dir)) as conn:  # type: ignore[arg-type]
-        click.echo(f"target: {conn.describe()}", err=True)
+    with targs.open_ledger() as ledger, connect(targs.engine, Path(targs.state_dir)) as conn:
+        click.echo(f"target: {conn.describe()}{why_target(targs.engine)}", err=True)
         target = conn.target
         with ledger.lock(target, wait=targs.lock_wait):
             planned: Any
@@ -123,11 +123,9 @@ def command(
                 settle(ledger, conn, names, None, targs.settle_grace)
                 planned, lookup, known_rows = target_plan(renderer, ledger, conn, names, targs)
             if dry_run:
-                if isinstance(planned, Plan):
-                    emit(planned, "json" if output == "json" else "text", {}, None, False)
-                else:
-                    for p in planned:
-                        click.echo(json.dumps(p.to_dict()))
+                emit(
+                    planned, output, {"target": {"tenant_id": target.tenant_id, "address": target.address}}, None, False
+                )
                 return
             result = ApplyResult()
             with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir)) as spool:

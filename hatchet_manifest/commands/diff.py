@@ -6,7 +6,7 @@ import contextlib
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,13 +15,13 @@ import click
 
 from hatchet_manifest.baseline import LedgerBaseline, RenderedBaseline
 from hatchet_manifest.commands.options import RenderArgs, render_options
-from hatchet_manifest.commands.session import TargetArgs, target_options
+from hatchet_manifest.commands.session import TargetArgs, target_options, why_target
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.gitbase import checkout_paths
 from hatchet_manifest.ledger import Ledger, Target
 from hatchet_manifest.lookup import EngineLookup, lookup_since, parse_duration
 from hatchet_manifest.output import write_plan_json, write_plan_text
-from hatchet_manifest.plan import Plan, summary_line
+from hatchet_manifest.plan import ACTIONS, Plan, PlannedRun, summary_line
 from hatchet_manifest.planfile import PlanWriter
 from hatchet_manifest.reconcile import reconcile, unsettled
 from hatchet_manifest.render import Renderer
@@ -31,27 +31,29 @@ EXIT_CHANGES = 2
 
 
 def emit(
-    plan: Plan, output: str, head: dict[str, Any], writer: PlanWriter | None, show_unchanged: bool
+    planned: Iterable[PlannedRun], output: str, head: dict[str, Any], writer: PlanWriter | None, show_unchanged: bool
 ) -> Counter[str]:
     """Print the plan (and save it) in one streaming pass; returns the summary."""
+    summary: Counter[str] = Counter(dict.fromkeys(ACTIONS, 0))
 
     def records() -> Iterator[dict[str, Any]]:
-        for p in plan:
+        for p in planned:
+            summary[p.action] += 1
             if writer is not None:
                 writer.add(p)
             yield p.to_dict()
 
     try:
         if output == "json":
-            write_plan_json(records(), sys.stdout, head, lambda: {"summary": dict(plan.summary)})
+            write_plan_json(records(), sys.stdout, head, lambda: {"summary": dict(summary)})
         else:
             write_plan_text(records(), sys.stdout, show_unchanged)
-            click.echo(summary_line(plan.summary))
+            click.echo(summary_line(summary))
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
-    return plan.summary
+    return summary
 
 
 def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float | None, grace: float) -> None:
@@ -174,8 +176,8 @@ def command(
             raise ConfigError("--out saves a plan against a target's ledger; it cannot be combined with --base")
         summary = emit(plan_against_base(rargs, renderer, base, names), output, {"base": base}, None, show_unchanged)
     else:
-        with targs.open_ledger() as ledger, connect(targs.engine, Path(targs.state_dir)) as conn:  # type: ignore[arg-type]
-            click.echo(f"target: {conn.describe()}", err=True)
+        with targs.open_ledger() as ledger, connect(targs.engine, Path(targs.state_dir)) as conn:
+            click.echo(f"target: {conn.describe()}{why_target(targs.engine)}", err=True)
             settle(ledger, conn, names, targs.lock_wait, targs.settle_grace)
             target: Target = conn.target
             plan, lookup, known_rows = target_plan(renderer, ledger, conn, names, targs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from hatchet_manifest.ledger import Ledger, open_ledger
+from hatchet_manifest.target import EngineMode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -18,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class TargetArgs:
     state_dir: str
     ledger: str | None
-    engine: str
+    engine: EngineMode
     lock_wait: float
     settle_grace: float
     no_engine_lookup: bool
@@ -31,6 +33,15 @@ class TargetArgs:
 
     def open_ledger(self) -> Ledger:
         return open_ledger(self.ledger, Path(self.state_dir))
+
+
+def why_target(engine: str) -> str:
+    """What `--engine auto` chose and why, for the `target:` line on stderr."""
+    if engine != "auto":
+        return ""
+    return " (--engine auto: HATCHET_CLIENT_TOKEN is " + (
+        "set)" if os.environ.get("HATCHET_CLIENT_TOKEN") else "not set)"
+    )
 
 
 def target_options(func: F) -> F:
