@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from hatchet_manifest.cli import cli
+from tests.pgserver import PgServer, find_pg_bindir, require_psycopg, unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,3 +38,29 @@ def run_cli(monkeypatch: pytest.MonkeyPatch) -> RunCli:
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    require_psycopg()
+    bindir = find_pg_bindir()
+    if bindir is None:
+        unavailable(
+            "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: install Debian's postgresql package "
+            "(apt-get install -y postgresql) or set PG_BINDIR"
+        )
+        raise AssertionError("unreachable")
+    server = PgServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, empty database on the session's server."""
+    name = pg_server.create_database()
+    yield pg_server.url(name)
+    pg_server.drop_database(name)

@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -114,24 +113,11 @@ def test_the_token_never_appears_in_output_plans_or_errors(manifests: Path, engi
             assert token.encode() not in path.read_bytes()
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[object]:
-    from tests.ledger.conftest import PgServer, find_pg_bindir
-
-    bindir = find_pg_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL server binaries on this machine")
-    server = PgServer(bindir)
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.mark.parametrize("attempt", range(3))
 def test_two_concurrent_applies_on_one_postgres_ledger(
-    manifests: Path, engine: dict[str, str], pg_server: object, attempt: int
+    manifests: Path, engine: dict[str, str], pg_url: str, attempt: int
 ) -> None:
-    url = pg_server.url(pg_server.create_database())  # type: ignore[attr-defined]
+    url = pg_url
     rng = random.Random(attempt)
     common = ["--yes", "--engine", "remote", "--ledger", url, "--lock-wait", "120", "--batch-size", "50"]
     small = cli_args("apply", "manifests/bulk-parent.yaml", "--set", "count=300", *common, "--state-dir", "a")

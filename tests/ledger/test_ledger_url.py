@@ -12,7 +12,7 @@ from hatchet_manifest.ledger import Target, open_ledger, redact_url
 from hatchet_manifest.ledger.postgres import PostgresLedger
 from hatchet_manifest.ledger.sqlite import SqliteLedger
 from hatchet_manifest.ledger.url import sqlite_path
-from tests.ledger.conftest import require_psycopg
+from tests.pgserver import require_psycopg
 
 
 @pytest.mark.parametrize(
