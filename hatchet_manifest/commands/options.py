@@ -81,3 +81,21 @@ def render_options(func: F) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+state_dir_option = click.option(
+    "--state-dir",
+    envvar="HATCHET_MANIFEST_STATE_DIR",
+    default=".hatchet-manifest",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the default SQLite ledger and the embedded engine live (env HATCHET_MANIFEST_STATE_DIR).",
+)
+ledger_option = click.option(
+    "--ledger",
+    envvar="HATCHET_MANIFEST_LEDGER",
+    default=None,
+    metavar="URL",
+    help="Ledger location: a path, sqlite:///path or postgresql://... (default <state-dir>/ledger.db; "
+    "env HATCHET_MANIFEST_LEDGER).",
+)

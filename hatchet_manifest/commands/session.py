@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
+from hatchet_manifest.commands.options import ledger_option, state_dir_option
 from hatchet_manifest.ledger import Ledger, open_ledger
 from hatchet_manifest.target import EngineMode
 
@@ -46,21 +47,8 @@ def why_target(engine: str) -> str:
 
 def target_options(func: F) -> F:
     decorators = [
-        click.option(
-            "--state-dir",
-            envvar="HATCHET_MANIFEST_STATE_DIR",
-            default=".hatchet-manifest",
-            show_default=True,
-            type=click.Path(file_okay=False),
-            help="Where the ledger and the embedded engine live.",
-        ),
-        click.option(
-            "--ledger",
-            envvar="HATCHET_MANIFEST_LEDGER",
-            default=None,
-            metavar="URL",
-            help="Ledger location: a path, sqlite:///path or postgresql://... (default <state-dir>/ledger.db).",
-        ),
+        state_dir_option,
+        ledger_option,
         click.option(
             "--engine",
             type=click.Choice(["auto", "embedded", "remote"]),
