@@ -290,14 +290,18 @@ class Ledger(ABC):
         run id (idempotent for the same run id). Keys that cannot move raise TransitionError after the others
         were recorded."""
 
-    @abstractmethod
     def record_failed(self, target: Target, keys: Sequence[str], error: str) -> None:
         """The engine refused these runs. Submitted or missing keys raise TransitionError after the others
         were recorded."""
+        self._record_outcome(target, keys, "failed", error)
 
-    @abstractmethod
     def record_unknown(self, target: Target, keys: Sequence[str], error: str) -> None:
         """These runs' fate is unknown (timeout, crash). Same rules as record_failed."""
+        self._record_outcome(target, keys, "unknown", error)
+
+    @abstractmethod
+    def _record_outcome(self, target: Target, keys: Sequence[str], state: RunState, error: str) -> None:
+        """Move these rows to `state` (failed or unknown) with `error`; see record_failed."""
 
     @abstractmethod
     def adopt(self, target: Target, rows: Sequence[AdoptedRow]) -> None:

@@ -437,12 +437,6 @@ class PostgresLedger(Ledger):
         if problems:
             raise TransitionError(target, f"record as {state}", problems)
 
-    def record_failed(self, target: Target, keys: Sequence[str], error: str) -> None:
-        self._record_outcome(target, keys, "failed", error)
-
-    def record_unknown(self, target: Target, keys: Sequence[str], error: str) -> None:
-        self._record_outcome(target, keys, "unknown", error)
-
     def adopt(self, target: Target, rows: Sequence[AdoptedRow]) -> None:
         keys = ensure_unique((row.key for row in rows), "adopt")
         if not keys:

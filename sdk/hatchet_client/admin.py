@@ -148,9 +148,9 @@ class AdminClient:
         pending there). `timeout`: per-call deadline in seconds (default: the config's call_timeout, else none);
         an expired deadline is an "unknown" outcome. `stop_on_unknown`: stop sending after the first unknown
         outcome (SubmissionStopped). See hatchet_client.pipeline for the rules, Ctrl-C and close()."""
-        items = self._encoded(((tag, run) for tag, run in runs), self._new_encoder())
-        return self._submission(
-            chunked(items, batch_size, self.config.grpc_max_send_message_length),
+        return self.submit_encoded(
+            self._encoded(((tag, run) for tag, run in runs), self._new_encoder()),
+            batch_size=batch_size,
             concurrency=concurrency,
             before_send=before_send,
             timeout=timeout,
