@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 import subprocess
 import time
 from collections import Counter
@@ -24,7 +25,9 @@ from tests.conftest import ROOT
 COUNT = 400
 
 
-def _apply(tmp_path: Path, env: dict[str, str], *extra: str, crash: str | None = None) -> subprocess.Popen[bytes]:
+def _apply(
+    tmp_path: Path, env: dict[str, str], *extra: str, crash: str | None = None, count: int = COUNT
+) -> subprocess.Popen[bytes]:
     run_env = dict(env)
     if crash:
         run_env["HATCHET_MANIFEST_CRASH_AT"] = crash
@@ -32,7 +35,7 @@ def _apply(tmp_path: Path, env: dict[str, str], *extra: str, crash: str | None =
         "apply",
         str(tmp_path / "bulk-parent.yaml"),
         "--set",
-        f"count={COUNT}",
+        f"count={count}",
         "--batch-size",
         "10",
         "--concurrency",
@@ -61,13 +64,13 @@ def _finish(tmp_path: Path, env: dict[str, str]) -> None:
     raise AssertionError("apply did not converge")
 
 
-def _assert_exactly_once(env: dict[str, str]) -> None:
+def _assert_exactly_once(env: dict[str, str], count: int = COUNT) -> None:
     store = RunStore(env["ENGINE_DB"])
     try:
         keys = Counter(r.additional_metadata["hatchet-manifest/key"] for r in store.list_runs())
     finally:
         store.close()
-    assert len(keys) == COUNT, f"{COUNT - len(keys)} keys missing"
+    assert len(keys) == count, f"{count - len(keys)} keys missing"
     twice = [k for k, n in keys.items() if n > 1]
     assert not twice, f"submitted twice: {twice[:10]}"
 
@@ -98,3 +101,26 @@ def test_kill_9_at_random_moments_then_reapply(tmp_path: Path, engine: dict[str,
         proc.communicate(timeout=60)
     _finish(tmp_path, engine)
     _assert_exactly_once(engine)
+
+
+def test_ctrl_c_records_what_was_submitted_and_exits_130(
+    tmp_path: Path, engine: dict[str, str], manifest: Path
+) -> None:
+    proc = _apply(tmp_path, engine, count=20_000)
+    store = RunStore(engine["ENGINE_DB"])
+    try:
+        deadline = time.monotonic() + 60
+        while store.count() < 500 and time.monotonic() < deadline:  # well into the submission
+            time.sleep(0.02)
+    finally:
+        store.close()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err.decode()
+    assert b"interrupted: what was submitted is recorded" in err
+    assert b"Traceback" not in err
+    assert b"submitted 20000/20000" not in err
+    again = _apply(tmp_path, engine, count=20_000)  # no --resubmit-unknown: an interrupt leaves nothing unknown
+    _, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err.decode()
+    _assert_exactly_once(engine, 20_000)
