@@ -1,14 +1,4 @@
-"""The `hatchet-manifest` command line: a thin click layer over the library.
-
-\b
-Exit codes:
-  0    success
-  1    user, config or validation error (nothing submitted)
-  2    usage error; with `diff --detailed-exitcode`: changes present
-  3    partially submitted (some runs failed or have an unknown fate)
-  4    unexpected internal error (rerun with --traceback)
-  130  interrupted (after recording what was submitted)
-"""
+"""The `hatchet-manifest` command line: a thin click layer over the library."""
 
 from __future__ import annotations
 
@@ -20,6 +10,19 @@ from typing import Any
 import click
 
 from hatchet_manifest.errors import HatchetManifestError, ManifestError
+
+HELP = """Launch Hatchet workflow runs declared in YAML manifests: render, validate, diff, apply.
+
+\b
+Exit codes:
+  0    success
+  1    user, config or validation error (nothing submitted)
+  2    usage error; with `diff --detailed-exitcode`: changes present
+  3    partially submitted (some runs failed or have an unknown fate)
+  4    unexpected internal error (rerun with --traceback)
+  130  interrupted (after recording what was submitted)
+  141  the reader of the output went away (broken pipe)
+"""
 
 # subcommand name -> module under hatchet_manifest.commands exposing `command`.
 # Loaded lazily so that `render` does not pay for gRPC imports.
@@ -89,7 +92,7 @@ def _is_client_error(exc: BaseException) -> bool:
     )
 
 
-@click.group(cls=ManifestGroup, context_settings={"help_option_names": ["-h", "--help"]}, help=__doc__)
+@click.group(cls=ManifestGroup, context_settings={"help_option_names": ["-h", "--help"]}, help=HELP)
 @click.version_option(package_name="hatchet-manifest")
 @click.option("--traceback", is_flag=True, help="Show the Python traceback of an unexpected error.")
 @click.pass_context
