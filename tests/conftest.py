@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from hatchet_manifest.cli import cli
 from tests.pgserver import PgServer, find_pg_bindir, require_psycopg, unavailable
+from tests.pki import TLSFiles, make_tls_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,3 +65,9 @@ def pg_url(pg_server: PgServer) -> Iterator[str]:
     name = pg_server.create_database()
     yield pg_server.url(name)
     pg_server.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    """A test CA, server (127.0.0.1/localhost) and client certificates, and an unrelated CA."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
