@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from hatchet_client import list_runs
 from hatchet_client.errors import HatchetClientError
 
 from hatchet_manifest.apply import STAMP_KEY, STAMP_MANIFEST
@@ -50,15 +49,12 @@ class EngineLookup:
         self._loaded: set[str] = set()
 
     def _load(self, manifest: str) -> None:
-        config = self.conn.config
         rows: list[tuple[str, str, str]] = []
         count = 0
         oldest: datetime | None = None
         self._db.execute("BEGIN")
         try:
-            for run in list_runs(
-                config.server_url, config.tenant_id, config.token, {STAMP_MANIFEST: manifest}, "AND", since=self.since
-            ):
+            for run in self.conn.hatchet.list_runs({STAMP_MANIFEST: manifest}, "AND", since=self.since):
                 key = run.additional_metadata.get(STAMP_KEY)
                 if not isinstance(key, str):
                     continue

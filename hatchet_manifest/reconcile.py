@@ -7,7 +7,6 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from hatchet_client import list_runs
 from hatchet_client.errors import HatchetClientError
 
 from hatchet_manifest.apply import STAMP_KEY, STAMP_MANIFEST
@@ -43,14 +42,11 @@ def reconcile(
     by_manifest: dict[str, dict[str, LedgerEntry]] = defaultdict(dict)
     for e in rows:
         by_manifest[e.manifest][e.key] = e
-    config = conn.config
     for manifest, wanted in by_manifest.items():
         since = min(e.created_at for e in wanted.values()) - SLACK
         found: dict[str, str] = {}
         try:
-            for run in list_runs(
-                config.server_url, config.tenant_id, config.token, {STAMP_MANIFEST: manifest}, "AND", since=since
-            ):
+            for run in conn.hatchet.list_runs({STAMP_MANIFEST: manifest}, "AND", since=since):
                 key = run.additional_metadata.get(STAMP_KEY)
                 if isinstance(key, str) and key in wanted and key not in found:
                     found[key] = run.run_id

@@ -39,13 +39,25 @@ class Hatchet:
     ) -> Iterator[RunRow]:
         """hatchet_client.runs.list_runs with this client's server_url, tenant and token."""
         c = self.config
-        return list_runs(c.server_url, c.tenant_id, c.token, metadata, operator, since=since, until=until, limit=limit)
+        return list_runs(
+            c.server_url,
+            c.tenant_id,
+            c.token,
+            metadata,
+            operator,
+            since=since,
+            until=until,
+            limit=limit,
+            ssl_context=c.rest_ssl_context(),
+        )
 
     def list_run_ids(
         self, metadata: Mapping[str, str], operator: Literal["AND", "OR"] = "AND", *, since: datetime
     ) -> list[str]:
         c = self.config
-        return list_run_ids(c.server_url, c.tenant_id, c.token, metadata, operator, since=since)
+        return list_run_ids(
+            c.server_url, c.tenant_id, c.token, metadata, operator, since=since, ssl_context=c.rest_ssl_context()
+        )
 
     def close(self) -> None:
         self.admin.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +185,16 @@ class ClientConfig:
         self.call_timeout = _seconds("call_timeout", setting("call_timeout", call_timeout))
         connect = _seconds("connect_timeout", setting("connect_timeout", connect_timeout))
         self.connect_timeout = DEFAULT_CONNECT_TIMEOUT if connect is None else connect
+
+    def rest_ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS settings for the REST API (server_url): the same root CA and, with mtls, the same client
+        certificate as the gRPC channel; None (the system's trust store) when no root CA is configured."""
+        if self.tls.strategy == "none" or (self.tls.root_ca_file is None and self.tls.cert_file is None):
+            return None
+        context = ssl.create_default_context(cafile=str(self.tls.root_ca_file) if self.tls.root_ca_file else None)
+        if self.tls.cert_file is not None and self.tls.key_file is not None:
+            context.load_cert_chain(str(self.tls.cert_file), str(self.tls.key_file))
+        return context
 
     def apply_namespace(self, name: str) -> str:
         """The full workflow name sent on the wire (see `apply_namespace`)."""

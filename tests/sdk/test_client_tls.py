@@ -74,3 +74,12 @@ def test_bulk_over_mtls(mtls_engine: Any, tls_files: Any) -> None:
     with Hatchet(token=mtls_engine.token(), environ={}, **settings) as hatchet:
         refs = hatchet.admin.run_workflows([{"workflow_name": "W", "input": {"i": i}} for i in range(1500)])
     assert len({r.workflow_run_id for r in refs}) == 1500
+
+
+def test_the_rest_listing_uses_the_same_tls_settings(tls_engine: Any, tls_files: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    with Hatchet(token=tls_engine.token(), tls_root_ca_file=tls_files.ca, connect_timeout=1.0, environ={}) as hatchet:
+        run_id = hatchet.admin.run_workflow("W", {}, options={"additional_metadata": {"k": "v"}}).workflow_run_id
+        rows = list(hatchet.list_runs({"k": "v"}, since=datetime.now(UTC) - timedelta(minutes=5)))
+    assert [r.run_id for r in rows] == [run_id]
