@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import Template, nodes
 from jinja2.runtime import Context
 
-from hatchet_manifest.template import Environment
+from hatchet_manifest.template import MAX_VALUE_LEN, Environment, render_capped
 
 
 class Tree:
@@ -204,7 +204,7 @@ class Program:
             merged = {**ctx.parent, **local}
             for template, info in reversed(self.blocks):
                 try:
-                    values.append(template.render(merged))
+                    values.append(render_capped(template, merged, MAX_VALUE_LEN))
                 except Exception as exc:
                     raise LeafError(info, exc) from exc
         return values

@@ -31,7 +31,7 @@ from hatchet_manifest.errors import ManifestError, Problem
 from hatchet_manifest.keyset import KeySet
 from hatchet_manifest.loader import LoadedManifest, pydantic_problems
 from hatchet_manifest.model import RunEntry, TemplateItem
-from hatchet_manifest.template import REVEAL_VAR, Environment
+from hatchet_manifest.template import REVEAL_VAR, Environment, render_capped
 from hatchet_manifest.validate import (
     MAX_REQUEST_BYTES,
     SchemaRegistry,
@@ -332,14 +332,7 @@ class Renderer:
         key_line = doc.line_of(("runs", index, "template"))
         where = f"runs[{index}]"
         try:
-            template = self.env.from_string(source)
-            chunks: list[str] = []
-            size = 0
-            for chunk in template.generate(variables):
-                size += len(chunk)
-                if size > self.limits.max_template_bytes:
-                    raise RenderProblem(f"the template renders more than {self.limits.max_template_bytes} bytes")
-                chunks.append(chunk)
+            text = render_capped(self.env.from_string(source), variables, self.limits.max_template_bytes)
         except Exception as exc:  # noqa: BLE001 - untrusted template code: every failure becomes a located problem
             lineno = template_lineno(exc)
             line = key_line + lineno if lineno else key_line
@@ -347,7 +340,7 @@ class Renderer:
             return None
         label = f"{m.file} (template at line {key_line}, rendered)"
         try:
-            docs = list(parse_documents("".join(chunks), label))
+            docs = list(parse_documents(text, label))
         except YamlError as exc:
             self._problem(
                 m.file, key_line, f"the template's output is not valid YAML: {exc.problem}", where, "template"

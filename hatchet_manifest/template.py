@@ -11,18 +11,21 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from jinja2 import StrictUndefined, pass_context
+from jinja2 import StrictUndefined, Template, nodes, pass_context
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MASK = "***"
 REVEAL_VAR = "__hatchet_manifest_reveal__"
-MAX_VALUE_LEN = 1 << 20  # longest string or list a `*`/`**` may build
+MAX_VALUE_LEN = 4 << 20  # longest string or list a template may build in one step (the request limit)
+_WIDTH = re.compile(r"\d{7,}|[1-9]\d{6}")  # a width or precision of a million or more in a format string
+_PADDING = {"ljust", "rjust", "center", "zfill"}
 _CREDENTIAL = re.compile(r"TOKEN|SECRET|PASSW|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY", re.I)
 _STEP = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -32,10 +35,62 @@ class TemplateFunctionError(Exception):
     """A helper was called wrongly; the message is shown to the user as is."""
 
 
-class Environment(ImmutableSandboxedEnvironment):
-    """Sandboxed, strict, and capped at `max_items` loop items."""
+def _cap_len(n: int, what: str) -> None:
+    if n > MAX_VALUE_LEN:
+        raise SecurityError(f"{what} would build a value longer than {MAX_VALUE_LEN}")
 
-    intercepted_binops = frozenset({"*", "**"})
+
+def _cap_format(fmt: str, what: str) -> None:
+    if _WIDTH.search(fmt):
+        raise SecurityError(f"{what}: widths and precisions of a million or more are refused")
+
+
+def checked_concat(values: Iterable[Any]) -> str:
+    """`a ~ b` and text mixed with expressions, capped like everything else."""
+    parts = [v if type(v) is str else str(v) for v in values]
+    _cap_len(sum(map(len, parts)), "'~'")
+    return "".join(parts)
+
+
+def render_capped(template: Template, variables: dict[str, Any], limit: int) -> str:
+    """Render a template as a string, refusing output longer than `limit` characters as it streams."""
+    chunks: list[str] = []
+    size = 0
+    for chunk in template.generate(variables):
+        size += len(chunk)
+        if size > limit:
+            raise SecurityError(f"the template renders more than {limit} characters")
+        chunks.append(chunk)
+    return "".join(chunks)
+
+
+class _CodeGenerator(CodeGenerator):
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.checked_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+def _capped_filter(name: str, func: Callable[..., Any], width_arg: int) -> Callable[..., Any]:
+    def capped(*args: Any, **kwargs: Any) -> Any:
+        width = args[width_arg] if len(args) > width_arg else kwargs.get("width", 0)
+        if isinstance(width, int) and width > MAX_VALUE_LEN:
+            raise SecurityError(f"the {name} filter's width is capped at {MAX_VALUE_LEN}")
+        if name == "format" and args and isinstance(args[0], str):
+            _cap_format(args[0], "format")
+        return func(*args, **kwargs)
+
+    return capped
+
+
+class Environment(ImmutableSandboxedEnvironment):
+    """Sandboxed, strict, and capped at `max_items` loop items and `MAX_VALUE_LEN` per built value."""
+
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = _CodeGenerator
+    checked_concat = staticmethod(checked_concat)
 
     def __init__(self, max_items: int) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
@@ -49,6 +104,8 @@ class Environment(ImmutableSandboxedEnvironment):
             datetime_range=self._datetime_range,
             month_range=self._month_range,
         )
+        for name, width_arg in (("center", 1), ("indent", 1), ("format", 0)):
+            self.filters[name] = _capped_filter(name, self.filters[name], width_arg)
         self.filters.update(
             to_json=_to_json,
             from_json=json.loads,
@@ -61,9 +118,41 @@ class Environment(ImmutableSandboxedEnvironment):
             raise SecurityError("the exponent of ** is capped at 64")
         if operator == "*":
             for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(n, int) and len(seq) * n > MAX_VALUE_LEN:
-                    raise SecurityError(f"'*' would build a value longer than {MAX_VALUE_LEN}")
+                if isinstance(seq, str | list | tuple) and isinstance(n, int):
+                    _cap_len(len(seq) * n, "'*'")
+        elif operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+            _cap_len(len(left) + len(right), "'+'")
+        elif operator == "%" and isinstance(left, str):
+            _cap_format(left, "'%'")
         return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Method calls on strings that could build huge values are capped first."""
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            name = getattr(__obj, "__name__", "")
+            if name in _PADDING and args and isinstance(args[0], int):
+                _cap_len(args[0], f"str.{name}()")
+            elif name == "expandtabs":
+                tab = args[0] if args else kwargs.get("tabsize", 8)
+                if isinstance(tab, int):
+                    _cap_len(len(owner) + owner.count("\t") * tab, "str.expandtabs()")
+            elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+                count = owner.count(args[0]) if args[0] else len(owner) + 1
+                _cap_len(len(owner) + count * max(0, len(args[1]) - len(args[0])), "str.replace()")
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        fmt = super().wrap_str_format(value)
+        if fmt is None:
+            return None
+        template = value.__self__
+
+        def capped(*args: Any, **kwargs: Any) -> str:
+            _cap_format(template, "str.format()")
+            return fmt(*args, **kwargs)
+
+        return capped
 
     def _cap(self, n: int, what: str) -> None:
         if n > self.max_items:

@@ -211,7 +211,18 @@ runs:
 @pytest.mark.parametrize(
     ("expr", "message"),
     [
-        ("{{ 'x' * 10000000 }}", "'*' would build a value longer than 1048576"),
+        ("{{ 'x' * 10000000 }}", "'*' would build a value longer than 4194304"),
+        ("{{ '%099999999d' % 1 }}", "'%': widths and precisions of a million or more are refused"),
+        ("{{ '{:>99999999}'.format(1) }}", "str.format(): widths and precisions of a million or more are refused"),
+        ("{{ 'x'.ljust(99999999) }}", "str.ljust() would build a value longer than 4194304"),
+        ("{{ 'x' | center(99999999) }}", "the center filter's width is capped at 4194304"),
+        ("{{ ('a' * 1000000).replace('a', 'xxxxxx') }}", "str.replace() would build a value longer than 4194304"),
+        ("{{ ('a' * 4000000) ~ ('b' * 4000000) }}", "'~' would build a value longer than 4194304"),
+        ("{{ ['a'] * 3000000 + ['b'] * 3000000 }}", "'+' would build a value longer than 4194304"),
+        (
+            "{% for i in range(100) %}{{ 'x' * 1000000 }}{% endfor %}",
+            "the template renders more than 4194304 characters",
+        ),
         ("{{ 10 ** 100000 }}", "the exponent of ** is capped at 64"),
         ("{{ cycler.__init__.__globals__ }}", "access to attribute '__init__' of 'type' object is unsafe."),
         ("{{ [1].append(2) }}", "access to attribute 'append' of 'list' object is unsafe."),
