@@ -155,6 +155,7 @@ class Renderer:
         self.schemas = SchemaRegistry(schema_dir)
         self.reveal = reveal_secrets
         self.problems: list[Problem] = []
+        self.warnings: list[str] = []  # said on stderr by the commands; never fatal
         self.problem_count = 0
         self._entries: list[_Entry | _TemplateEntry] | None = None
 
@@ -385,6 +386,8 @@ class Renderer:
             yield from self._unique(keys, batch)
         finally:
             keys.close()
+        for name in sorted(self.env.missing_secrets):
+            self.warnings.append(f"secret {name} is not set: shown as ***; apply will need it")
         self._raise_if_problems()
 
     def _unique(self, keys: KeySet, batch: list[tuple[_Entry | _TemplateEntry, RenderedRun]]) -> Iterator[RenderedRun]:

@@ -95,6 +95,7 @@ class Environment(ImmutableSandboxedEnvironment):
     def __init__(self, max_items: int) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
         self.max_items = max_items
+        self.missing_secrets: set[str] = set()  # secret() names a preview found unset
         self.globals.pop("lipsum", None)
         self.globals.update(
             range=self._range,
@@ -248,6 +249,13 @@ def _secret(context: Context, name: str) -> str:
     if name == "HATCHET_CLIENT_TOKEN":
         raise TemplateFunctionError("secret('HATCHET_CLIENT_TOKEN') is refused: the API token is not run input")
     value = os.environ.get(name)
+    reveal = context.resolve_or_missing(REVEAL_VAR) is True
     if value is None:
-        raise TemplateFunctionError(f"secret {name} is not set in the environment")
-    return value if context.resolve_or_missing(REVEAL_VAR) is True else MASK
+        if reveal:
+            raise TemplateFunctionError(f"secret {name} is not set in the environment")
+        # A preview needs no secret value (pull-request jobs often have none): say so, show the mask.
+        env = context.environment
+        if isinstance(env, Environment):
+            env.missing_secrets.add(name)
+        return MASK
+    return value if reveal else MASK

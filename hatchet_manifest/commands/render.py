@@ -21,7 +21,10 @@ def command(output: str, **kw: Any) -> None:
     after the output and the exit code is 1.
     """
     args = RenderArgs.from_kwargs(kw)
-    records = (r.to_dict() for r in args.renderer().runs())
+    renderer = args.renderer()
+    records = (r.to_dict() for r in renderer.runs())
     if output == "table":
         records = (run_row(r) for r in records)
     write_records(records, output, sys.stdout)
+    for warning in renderer.warnings:
+        click.echo(f"warning: {warning}", err=True)

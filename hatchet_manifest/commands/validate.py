@@ -16,4 +16,6 @@ def command(**kw: Any) -> None:
     args = RenderArgs.from_kwargs(kw)
     renderer = args.renderer()
     count = sum(1 for _ in renderer.runs())
+    for warning in renderer.warnings:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"{len(renderer.manifests)} manifest(s), {count} run(s): valid", err=True)

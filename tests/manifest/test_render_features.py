@@ -171,7 +171,30 @@ runs:
         "bad.yaml",
     )
     msgs = problems(bad)
-    assert msgs[0].endswith("input.a: environment variable NOPE_NOT_SET is not set (give env() a default)")
+    assert msgs == [f"{bad}:8: runs[0]: input.a: environment variable NOPE_NOT_SET is not set (give env() a default)"]
+
+
+def test_a_missing_secret_is_a_warning_in_previews_and_an_error_for_apply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
+) -> None:
+    monkeypatch.delenv("PR_JOBS_HAVE_NO_SECRETS", raising=False)
+    path = write(
+        tmp_path,
+        """
+metadata: {name: sec2}
+runs:
+  - workflow_name: W
+    key: k
+    input: {password: "{{ secret('PR_JOBS_HAVE_NO_SECRETS') }}"}
+""",
+    )
+    result = run_cli("validate", str(path))
+    assert result.exit_code == 0
+    assert "warning: secret PR_JOBS_HAVE_NO_SECRETS is not set: shown as ***; apply will need it" in result.stderr
+    assert runs(path)[0].input == {"password": "***"}
+    assert problems(path, reveal_secrets=True) == [
+        f"{path}:8: runs[0]: input.password: secret PR_JOBS_HAVE_NO_SECRETS is not set in the environment"
+    ]
 
 
 def test_selector_filters_manifests_by_labels(tmp_path: Path, run_cli: RunCli) -> None:
