@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -11,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from hatchet_manifest.commands.options import ledger_option, state_dir_option
-from hatchet_manifest.ledger import Ledger, open_ledger
+from hatchet_manifest.ledger import Ledger, LedgerLockedError, Target, open_ledger
 from hatchet_manifest.target import EngineMode
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -99,3 +100,19 @@ def target_options(func: F) -> F:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+@contextlib.contextmanager
+def target_lock(ledger: Ledger, target: Target, wait: float) -> Iterator[None]:
+    """The target's lock; when another apply holds it and `wait` allows, say who we wait for, then wait."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(ledger.lock(target, wait=0.0))
+        except LedgerLockedError as busy:
+            if wait <= 0:
+                raise
+            who = f"held by {busy.holder}" if busy.holder else "held by another process"
+            click.echo(f"waiting up to {wait:g}s for the ledger lock of {target.id} ({who})", err=True)
+            stack.enter_context(ledger.lock(target, wait=wait))
+            click.echo("got the ledger lock", err=True)
+        yield
