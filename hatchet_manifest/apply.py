@@ -18,7 +18,8 @@ from hatchet_client.errors import HatchetClientError
 
 from hatchet_manifest.errors import HatchetManifestError
 from hatchet_manifest.ledger import Ledger, PendingRow, Target
-from hatchet_manifest.plan import PlannedRun
+from hatchet_manifest.plan import Known, PlannedRun
+from hatchet_manifest.render import RenderedRun
 
 STAMP_KEY = "hatchet-manifest/key"
 STAMP_MANIFEST = "hatchet-manifest/manifest"
@@ -111,40 +112,47 @@ def _crash_point() -> tuple[str, int] | None:
     return point, int(seq or 0)
 
 
+def wanted(action: str, known: Known | None, options: ApplyOptions, result: ApplyResult) -> bool:
+    """Whether a planned run is sent (create; changed/unknown when asked); counts it into `result`."""
+    counts = result.counts
+    counts[action] = counts.get(action, 0) + 1
+    if action == "create":
+        return True
+    if action == "changed":
+        if options.resubmit_changed:
+            return True
+        result.skipped_changed += 1
+    elif action == "unknown":
+        # a row still `pending` is too recent to settle (see reconcile): never resent
+        if options.resubmit_unknown and known is not None and known.state == "unknown":
+            return True
+        result.skipped_unknown += 1
+    return False
+
+
+def wire_run(r: RenderedRun, key: str, stamp: bool) -> WorkflowRun:
+    """The run as sent: real secrets, and the stamps unless turned off."""
+    metadata = r.secret_metadata if r.secret_metadata is not None else r.additional_metadata
+    if stamp:
+        metadata = {**metadata, STAMP_KEY: key, STAMP_MANIFEST: r.manifest}
+    run_options: dict[str, Any] = {"additional_metadata": metadata}
+    if r.priority is not None:
+        run_options["priority"] = r.priority
+    data = r.secret_input if r.secret_input is not None else r.input
+    return {"workflow_name": r.workflow_name, "input": data, "options": run_options}  # type: ignore[typeddict-item]
+
+
 def select(
     planned: Iterable[PlannedRun], options: ApplyOptions, result: ApplyResult
 ) -> Iterator[tuple[Tag, WorkflowRun]]:
     """The runs to send (create; changed/unknown when asked), stamped, with real secrets; counts the plan."""
-    counts = result.counts
+    stamp = options.stamp
     for p in planned:
-        counts[p.action] = counts.get(p.action, 0) + 1
-        send = (
-            p.action == "create"
-            or (p.action == "changed" and options.resubmit_changed)
-            # a row still `pending` is too recent to settle (see reconcile): never resent
-            or (
-                p.action == "unknown"
-                and options.resubmit_unknown
-                and p.known is not None
-                and p.known.state == "unknown"
-            )
-        )
-        if p.action == "changed" and not send:
-            result.skipped_changed += 1
-        if p.action == "unknown" and not send:
-            result.skipped_unknown += 1
+        send = wanted(p.action, p.known, options, result)
         r = p.run
         if not send or r is None:
             continue
-        metadata = r.secret_metadata if r.secret_metadata is not None else r.additional_metadata
-        if options.stamp:
-            metadata = {**metadata, STAMP_KEY: p.key, STAMP_MANIFEST: r.manifest}
-        run_options: dict[str, Any] = {"additional_metadata": metadata}
-        if r.priority is not None:
-            run_options["priority"] = r.priority
-        data = r.secret_input if r.secret_input is not None else r.input
-        run: WorkflowRun = {"workflow_name": r.workflow_name, "input": data, "options": run_options}  # type: ignore[typeddict-item]
-        yield Tag(p.key, p.digest, r.manifest, r.file, p.action == "changed"), run
+        yield Tag(p.key, p.digest, r.manifest, r.file, p.action == "changed"), wire_run(r, p.key, stamp)
 
 
 class Executor:

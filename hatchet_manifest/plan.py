@@ -49,6 +49,22 @@ class Known:
     additional_metadata: dict[str, str] | None = None
 
 
+class RunIdentity(Protocol):
+    """What the engine lookup needs of a run: a RenderedRun, or a parallel apply's lighter record."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def manifest(self) -> str: ...
+
+    @property
+    def file(self) -> str: ...
+
+
+Fallback = Callable[[Sequence[tuple[RunIdentity, str]]], dict[str, Known]]
+
+
 class Baseline(Protocol):
     """What `diff` compares with."""
 
@@ -117,7 +133,7 @@ class Plan:
         baseline: Baseline,
         manifests: Sequence[str],
         namespace: str = "",
-        fallback: Callable[[Sequence[tuple[RenderedRun, str]]], dict[str, Known]] | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         """`fallback` is asked about the runs the baseline does not know (the engine lookup)."""
         self._runs = runs
@@ -138,30 +154,38 @@ class Plan:
                     yield from self._compare(batch, seen)
                     batch = []
             yield from self._compare(batch, seen)
-            yield from self._removed(seen)
+            yield from self.removed(seen)
         finally:
             seen.close()
 
     def _compare(self, batch: list[RenderedRun], seen: KeySet) -> Iterator[PlannedRun]:
         if not batch:
             return
-        keys = [r.key for r in batch]
-        seen.add_batch(keys)
-        known = self._baseline.lookup(keys)
+        seen.add_batch([r.key for r in batch])
         digests = [run_digest(run, self._namespace) for run in batch]
-        if self._fallback is not None:
-            missing = [(run, d) for run, d in zip(batch, digests, strict=True) if run.key not in known]
-            if missing:
-                known.update(self._fallback(missing))
+        known = self.known_of(batch, digests)
         for run, digest in zip(batch, digests, strict=True):
             k = known.get(run.key)
-            action = classify(digest, k)
-            self.summary[action] += 1
-            if action == "create":
-                self.creates[run.manifest] += 1
+            action = self.count(classify(digest, k), run.manifest)
             yield PlannedRun(action, run.key, digest, run, k)
 
-    def _removed(self, seen: KeySet) -> Iterator[PlannedRun]:
+    def count(self, action: Action, manifest: str) -> Action:
+        self.summary[action] += 1
+        if action == "create":
+            self.creates[manifest] += 1
+        return action
+
+    def known_of(self, runs: Sequence[RunIdentity], digests: Sequence[str]) -> dict[str, Known]:
+        """What the baseline (then the fallback, for the keys the baseline does not know) knows of a batch."""
+        known = self._baseline.lookup([r.key for r in runs])
+        if self._fallback is not None:
+            missing = [(run, d) for run, d in zip(runs, digests, strict=True) if run.key not in known]
+            if missing:
+                known.update(self._fallback(missing))
+        return known
+
+    def removed(self, seen: KeySet) -> Iterator[PlannedRun]:
+        """What the baseline knows for these manifests that is not in `seen` (the keys planned)."""
         pending: list[Known] = []
         for k in self._baseline.known(self._manifests):
             pending.append(k)
