@@ -112,10 +112,11 @@ def _crash_point() -> tuple[str, int] | None:
     return point, int(seq or 0)
 
 
-def wanted(action: str, known: Known | None, options: ApplyOptions, result: ApplyResult) -> bool:
-    """Whether a planned run is sent (create; changed/unknown when asked); counts it into `result`."""
-    counts = result.counts
-    counts[action] = counts.get(action, 0) + 1
+def wanted(action: str, known: Known | None, options: ApplyOptions, result: ApplyResult, count: bool = True) -> bool:
+    """Whether a planned run is sent (create; changed/unknown when asked); counts it into `result` (the skipped
+    ones always; the others unless `count` is False: the caller counts them)."""
+    if count:
+        result.counts[action] = result.counts.get(action, 0) + 1
     if action == "create":
         return True
     if action == "changed":

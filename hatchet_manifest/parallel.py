@@ -36,7 +36,7 @@ from hatchet_manifest.apply import ApplyOptions, ApplyResult, wanted, wire_run
 from hatchet_manifest.errors import ManifestError, Problem
 from hatchet_manifest.keyset import KeySet
 from hatchet_manifest.loader import LoadedManifest
-from hatchet_manifest.plan import Plan, classify, run_digest
+from hatchet_manifest.plan import Action, Plan, classify, run_digest
 from hatchet_manifest.render import SHARD_BLOCK, Limits, Renderer
 from hatchet_manifest.spool import Spool
 from hatchet_manifest.values import Values
@@ -133,9 +133,12 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     out = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
     os.dup2(2, 1)  # anything printed by accident goes to stderr, not into the message stream
-    job = pickle.load(sys.stdin.buffer)
-    work(job, out)
-    out.close()
+    try:
+        job = pickle.load(sys.stdin.buffer)
+        work(job, out)
+        out.close()
+    except (BrokenPipeError, EOFError):  # the parent is gone (killed, or it stopped us): nothing to report
+        os._exit(1)
 
 
 # -- the parent -----------------------------------------------------------------------------------------------
@@ -232,6 +235,9 @@ def spool_parallel(
     """Pass 1 in `workers` processes (see the module docstring): plan, count into `result` and spool the runs to
     send; returns their number. Raises ManifestError (every problem of every shard) or RunValidationError (a
     run to send that the encoder refuses), having sent nothing."""
+    import time as _t
+
+    _c0, _w0 = _t.process_time(), _t.perf_counter()
     renderer.prepare()
     encoder = spool.encoder
     overrides = renderer.values.overrides()
@@ -271,6 +277,8 @@ def spool_parallel(
             if total > len(shown):
                 shown.append(Problem("", None, f"... and {total - len(shown)} more problems"))
             raise ManifestError(shown)
+        if os.environ.get("PA_DEBUG"):
+            print(f"pass1 parent cpu {_t.process_time() - _c0:.2f} wall {_t.perf_counter() - _w0:.2f}", file=sys.stderr)
         for p in plan.removed(seen):
             wanted(p.action, p.known, options, result)
     finally:
@@ -297,37 +305,44 @@ def _plan_block(
     blob: bytes,
     errors: list[tuple[int, str, str]],
 ) -> None:
-    offsets = [0]
-    for n in lengths:
-        offsets.append(offsets[-1] + n)
-    live = list(range(len(keys)))
+    live: list[int] | range = range(len(keys))
     dups = seen.add_batch(keys)
     if dups:  # keys seen before, in this shard or another: problems, as the serial renderer reports them
         for i in dups:
             renderer.duplicate(entries[i], wheres[i], keys[i], ordinal=(block_no + 1) * SHARD_BLOCK - 1)
         dropped = set(dups)
         live = [i for i in live if i not in dropped]
-    refs = []
-    for i in live:
-        manifest, file = names[entries[i]]
-        refs.append(Ref(keys[i], manifest, file))
-    known = plan.known_of(refs, [digests[i] for i in live])
-    bad = dict((e[0], e) for e in errors)
+    known = plan.baseline.lookup([keys[i] for i in live] if dups else keys)
+    fallback = plan.fallback
+    if fallback is not None:
+        missing = [(Ref(keys[i], *names[entries[i]]), digests[i]) for i in live if keys[i] not in known]
+        if missing:
+            known.update(fallback(missing))
+    bad = {e[0]: e for e in errors}
     tags: list[tuple[str, str, str, str, bool]] = []
     chosen: list[int] = []
-    for i, ref in zip(live, refs, strict=True):
-        key = ref.key
-        k = known.get(key)
-        action = plan.count(classify(digests[i], k), ref.manifest)
-        if wanted(action, k, options, result):
-            if i in bad:
+    counted: dict[tuple[Action, int], int] = {}  # (action, entry) -> runs
+    get = known.get
+    for i in live:
+        k = get(keys[i])
+        action: Action = "create" if k is None else classify(digests[i], k)
+        counted[action, entries[i]] = counted.get((action, entries[i]), 0) + 1
+        if action == "create" or (action != "unchanged" and wanted(action, k, options, result, count=False)):
+            if bad and i in bad:
                 _, field, problem = bad[i]
-                raise RunValidationError(spool.count + len(tags), field, problem, key)
-            tags.append((key, digests[i], ref.manifest, ref.file, action == "changed"))
+                raise RunValidationError(spool.count + len(tags), field, problem, keys[i])
+            manifest, file = names[entries[i]]
+            tags.append((keys[i], digests[i], manifest, file, action == "changed"))
             chosen.append(i)
+    for (action, entry), n in counted.items():
+        plan.count(action, names[entry][0], n)
+        result.counts[action] = result.counts.get(action, 0) + n
     if len(chosen) == len(keys):
         spool.write_encoded(tags, lengths, blob)
     elif chosen:
+        offsets = [0]
+        for n in lengths:
+            offsets.append(offsets[-1] + n)
         spool.write_encoded(
             tags, [lengths[i] for i in chosen], b"".join(blob[offsets[i] : offsets[i + 1]] for i in chosen)
         )

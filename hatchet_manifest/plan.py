@@ -25,13 +25,33 @@ SYMBOLS: dict[Action, str] = {"create": "+", "changed": "~", "unchanged": "=", "
 BATCH = 1000
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_C_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _canonical_encoder() -> Callable[[Any], str]:
+    """_ENCODER.encode, without its per-call Python layers when the C encoder is there (same text: the digest
+    of a run never changes). Rendered values cannot be circular, so no circular check is needed."""
+    if _C_MAKE_ENCODER is None:
+        return _ENCODER.encode
+    c_encode = _C_MAKE_ENCODER(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, True
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(c_encode(value, 0))
+
+    return encode
+
+
+_canonical = _canonical_encoder()
 
 
 def run_digest(run: RenderedRun, namespace: str = "") -> str:
     """sha256 of the canonical JSON of the namespaced workflow name, input and user metadata (secrets masked).
 
     `namespace` is normalised already (hatchet_client.config.normalize_namespace)."""
-    text = _ENCODER.encode([apply_namespace(run.workflow_name, namespace), run.input, run.additional_metadata])
+    name = apply_namespace(run.workflow_name, namespace) if namespace else run.workflow_name
+    text = _canonical([name, run.input, run.additional_metadata])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -169,10 +189,19 @@ class Plan:
             action = self.count(classify(digest, k), run.manifest)
             yield PlannedRun(action, run.key, digest, run, k)
 
-    def count(self, action: Action, manifest: str) -> Action:
-        self.summary[action] += 1
+    @property
+    def baseline(self) -> Baseline:
+        return self._baseline
+
+    @property
+    def fallback(self) -> Fallback | None:
+        return self._fallback
+
+    def count(self, action: Action, manifest: str, n: int = 1) -> Action:
+        """Count `n` runs of a manifest planned as `action` (summary, creates); returns the action."""
+        self.summary[action] += n
         if action == "create":
-            self.creates[manifest] += 1
+            self.creates[manifest] += n
         return action
 
     def known_of(self, runs: Sequence[RunIdentity], digests: Sequence[str]) -> dict[str, Known]:

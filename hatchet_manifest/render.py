@@ -294,6 +294,7 @@ class Renderer:
         spec = self._static(entry, raw, ("matrix",), "matrix", {})
         if not isinstance(spec, dict):
             raise LeafError(_info("matrix", line), RenderProblem(f"matrix must be a mapping, got {describe(spec)}"))
+        spec = dict(spec)  # a constant matrix is the document's own mapping: popping from it would change the manifest
         include = spec.pop("include", [])
         exclude = spec.pop("exclude", [])
         for name, part in (("include", include), ("exclude", exclude)):
