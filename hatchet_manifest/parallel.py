@@ -235,9 +235,6 @@ def spool_parallel(
     """Pass 1 in `workers` processes (see the module docstring): plan, count into `result` and spool the runs to
     send; returns their number. Raises ManifestError (every problem of every shard) or RunValidationError (a
     run to send that the encoder refuses), having sent nothing."""
-    import time as _t
-
-    _c0, _w0 = _t.process_time(), _t.perf_counter()
     renderer.prepare()
     encoder = spool.encoder
     overrides = renderer.values.overrides()
@@ -277,8 +274,6 @@ def spool_parallel(
             if total > len(shown):
                 shown.append(Problem("", None, f"... and {total - len(shown)} more problems"))
             raise ManifestError(shown)
-        if os.environ.get("PA_DEBUG"):
-            print(f"pass1 parent cpu {_t.process_time() - _c0:.2f} wall {_t.perf_counter() - _w0:.2f}", file=sys.stderr)
         for p in plan.removed(seen):
             wanted(p.action, p.known, options, result)
     finally:
