@@ -221,12 +221,20 @@ class Executor:
         exit_code says how it went, Ctrl-C included)."""
         opts = self.options
         started = time.monotonic()
-        submission = self.admin.submit_encoded(
-            runs,
-            batch_size=opts.batch_size,
-            concurrency=opts.concurrency,
-            before_send=self._before_send,
-            timeout=opts.call_timeout,
+        chunks = getattr(runs, "chunks", None)  # a Spool stores its runs in the chunks they are sent in
+        grouped = chunks(opts.batch_size) if callable(chunks) else None
+        submission = (
+            self.admin.submit_chunks(
+                grouped, concurrency=opts.concurrency, before_send=self._before_send, timeout=opts.call_timeout
+            )
+            if grouped is not None
+            else self.admin.submit_encoded(
+                runs,
+                batch_size=opts.batch_size,
+                concurrency=opts.concurrency,
+                before_send=self._before_send,
+                timeout=opts.call_timeout,
+            )
         )
         try:
             for outcome in submission:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import marshal
 import os
 import pickle
@@ -276,6 +277,7 @@ def spool_parallel(
             raise ManifestError(shown)
         for p in plan.removed(seen):
             wanted(p.action, p.known, options, result)
+        spool.flush()
     finally:
         seen.close()
         for w in procs:
@@ -335,9 +337,7 @@ def _plan_block(
     if len(chosen) == len(keys):
         spool.write_encoded(tags, lengths, blob)
     elif chosen:
-        offsets = [0]
-        for n in lengths:
-            offsets.append(offsets[-1] + n)
+        offsets = [0, *itertools.accumulate(lengths)]
         spool.write_encoded(
             tags, [lengths[i] for i in chosen], b"".join(blob[offsets[i] : offsets[i + 1]] for i in chosen)
         )

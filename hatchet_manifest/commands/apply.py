@@ -148,7 +148,7 @@ def command(
                 )
                 return
             result = ApplyResult()
-            with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir)) as spool:
+            with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir), batch_size) as spool:
                 n = _workers(renderer, workers, parallel_threshold)
                 if n > 1:
                     assert renderer is not None
