@@ -91,6 +91,8 @@ class EngineLookup:
         for manifest, items in by_manifest.items():
             if manifest not in self._loaded:
                 self._load(manifest)
+            if not self.report.stamped.get(manifest):  # the engine holds no stamped run of this manifest
+                continue
             keys = [run.key for run, _ in items]
             marks = ",".join("?" * len(keys))
             ids = dict(
