@@ -150,7 +150,8 @@ class WorkerError(RuntimeError):
 
 
 class _Worker:
-    def __init__(self, job: Job) -> None:
+    def __init__(self) -> None:
+        """Start the process; it imports what it needs, then waits for its job (see `start`)."""
         env = dict(os.environ)
         roots = {str(Path(m.__file__).resolve().parent.parent) for m in _packages()}
         env["PYTHONPATH"] = os.pathsep.join([*sorted(roots), *filter(None, [env.get("PYTHONPATH")])])
@@ -164,6 +165,9 @@ class _Worker:
         with contextlib.suppress(OSError, AttributeError):  # a bigger pipe lets the worker run ahead
             fcntl.fcntl(self.proc.stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
         self.stdout = self.proc.stdout
+
+    def start(self, job: Job) -> None:
+        assert self.proc.stdin is not None
         try:
             pickle.dump(job, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self.proc.stdin.close()
@@ -184,6 +188,37 @@ class _Worker:
             self.proc.kill()
         self.proc.wait()
         self.stdout.close()
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+
+
+class Workers:
+    """Render worker processes, started early so that their start (imports: ~0.3 s) overlaps the parent's
+    setup (ledger, engine connection, lock); `spool_parallel` gives them their jobs. Leaving the context stops
+    any that still run."""
+
+    def __init__(self, n: int) -> None:
+        self.procs: list[_Worker] = []
+        try:
+            for _ in range(n):
+                self.procs.append(_Worker())
+        except BaseException:
+            self.stop()
+            raise
+
+    def __len__(self) -> int:
+        return len(self.procs)
+
+    def stop(self) -> None:
+        for w in self.procs:
+            w.stop()
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
 
 
 def _packages() -> list[Any]:
@@ -230,10 +265,10 @@ def spool_parallel(
     spool: Spool,
     options: ApplyOptions,
     result: ApplyResult,
-    workers: int,
+    workers: Workers,
     namespace: str,
 ) -> int:
-    """Pass 1 in `workers` processes (see the module docstring): plan, count into `result` and spool the runs to
+    """Pass 1 in the `workers` processes (see the module docstring): plan, count into `result` and spool the runs to
     send; returns their number. Raises ManifestError (every problem of every shard) or RunValidationError (a
     run to send that the encoder refuses), having sent nothing."""
     renderer.prepare()
@@ -244,17 +279,17 @@ def spool_parallel(
         overrides,
         renderer.limits,
         renderer.schemas.schema_dir,
-        (0, workers),
+        (0, len(workers)),
         namespace,
         encoder.namespace,
         encoder.max_send,
         options.stamp,
     )
-    procs: list[_Worker] = []
+    procs = workers.procs
     seen = KeySet()
     try:
-        for k in range(workers):
-            procs.append(_Worker(Job(**{**base.__dict__, "shard": (k, workers)})))
+        for k, w in enumerate(procs):
+            w.start(Job(**{**base.__dict__, "shard": (k, len(procs))}))
         merge = _Merge(procs)
         names = {n: (e.manifest.name, e.manifest.file) for n, e in enumerate(renderer.entries())}
         for _, block_no, keys, digests, entries, wheres, lengths, blob, errors in merge:
@@ -280,8 +315,7 @@ def spool_parallel(
         spool.flush()
     finally:
         seen.close()
-        for w in procs:
-            w.stop()
+        workers.stop()
     return spool.count
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections import Counter
@@ -16,7 +17,7 @@ from hatchet_manifest.commands.options import RenderArgs, render_options
 from hatchet_manifest.commands.session import TargetArgs, target_options, why_target
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.output import ProgressBar
-from hatchet_manifest.parallel import DEFAULT_THRESHOLD, THRESHOLD_ENV, auto_workers, spool_parallel
+from hatchet_manifest.parallel import DEFAULT_THRESHOLD, THRESHOLD_ENV, Workers, auto_workers, spool_parallel
 from hatchet_manifest.plan import summary_line
 from hatchet_manifest.planfile import PlanFile, is_plan_file
 from hatchet_manifest.render import Renderer
@@ -127,7 +128,12 @@ def command(
         renderer = rargs.renderer(reveal_secrets=True)
         renderer.prepare()
     options = ApplyOptions(batch_size, concurrency, not no_stamp, resubmit_changed, resubmit_unknown, timeout)
-    with targs.open_ledger() as ledger, connect(targs.engine, Path(targs.state_dir)) as conn:
+    n = 1 if dry_run else _workers(renderer, workers, parallel_threshold)
+    with (
+        Workers(n) if n > 1 else contextlib.nullcontext() as pool,
+        targs.open_ledger() as ledger,
+        connect(targs.engine, Path(targs.state_dir)) as conn,
+    ):
         click.echo(f"target: {conn.describe()}{why_target(targs.engine)}", err=True)
         target = conn.target
         with ledger.lock(target, wait=targs.lock_wait):
@@ -149,10 +155,9 @@ def command(
                 return
             result = ApplyResult()
             with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir), batch_size) as spool:
-                n = _workers(renderer, workers, parallel_threshold)
-                if n > 1:
+                if pool is not None:
                     assert renderer is not None
-                    count = spool_parallel(renderer, planned, spool, options, result, n, conn.config.namespace)
+                    count = spool_parallel(renderer, planned, spool, options, result, pool, conn.config.namespace)
                 else:
                     count = spool.write(select(planned, options, result))  # renders and validates everything
                 click.echo(summary_line(_summary(result)), err=True)
@@ -177,7 +182,7 @@ def command(
 
 def _workers(renderer: Renderer | None, workers: int, threshold: int) -> int:
     """How many processes render: 1 (this one) for a saved plan or below the threshold."""
-    if renderer is None or renderer.prepare() < threshold:
+    if renderer is None or renderer.prepare() < threshold or not sys.executable:
         return 1
     return workers or auto_workers()
 
