@@ -361,7 +361,7 @@ def _plan_block(
         if action == "create" or (action != "unchanged" and wanted(action, k, options, result, count=False)):
             if bad and i in bad:
                 _, field, problem = bad[i]
-                raise RunValidationError(spool.count + len(tags), field, problem, keys[i])
+                raise RunValidationError(spool.written + len(tags), field, problem, keys[i])
             manifest, file = names[entries[i]]
             tags.append((keys[i], digests[i], manifest, file, action == "changed"))
             chosen.append(i)

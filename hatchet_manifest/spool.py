@@ -52,10 +52,15 @@ class Spool:
     def encoder(self) -> RunEncoder:
         return self._encoder
 
+    @property
+    def written(self) -> int:
+        """Runs written so far, the chunk being filled included (`count` is updated as chunks are stored)."""
+        return self.count + len(self._tags)
+
     def write(self, runs: Iterable[tuple[Tag, WorkflowRun]]) -> int:
         """Encode (which validates for the wire: sizes, metadata, JSON) and store; returns the number of runs."""
         encode_item = self._encoder.encode_item
-        index = self.count + len(self._tags)
+        index = self.written
         batch_size, max_send = self.batch_size, self._max_send
         for tag, run in runs:
             item = encode_item(run, index, tag.key)

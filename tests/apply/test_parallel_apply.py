@@ -8,17 +8,19 @@ import json
 import os
 import random
 import shutil
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+from hatchet_client.engine import RunStore
 
 import hatchet_manifest as hm
 from hatchet_manifest.ledger import open_ledger
 from hatchet_manifest.render import SHARD_BLOCK
-from tests.apply.conftest import engine_runs
+from tests.apply.conftest import cli_args, engine_runs
 from tests.apply.test_crash_safety import _apply, _assert_exactly_once, _finish
 from tests.conftest import ROOT, RunCli
 
@@ -237,6 +239,41 @@ def test_rendering_leaves_the_loaded_manifests_unchanged() -> None:
     first = list(hm.Renderer(manifests, schema_dir=None).runs())
     assert list(hm.Renderer(manifests, schema_dir=None).runs()) == first
     assert len(first) == 4
+
+
+def test_a_run_the_encoder_refuses_is_reported_like_serial(tmp_path: Path, engine: dict[str, str]) -> None:
+    """The workers encode every run; a run over the max send size is an error only if it is to be sent."""
+    (tmp_path / "big.yaml").write_text(
+        _manifest(
+            "big",
+            "  - workflow_name: Big\n"
+            '    for_each: "{{ range(3000) }}"\n'
+            '    key: "big-{{ item }}"\n'
+            "    input: {s: \"{{ 'x' * (60000 if item == 2500 else 10) }}\"}\n",
+        )
+    )
+    env = {**engine, "HATCHET_CLIENT_GRPC_MAX_SEND_MESSAGE_LENGTH": "50000"}
+    errors = []
+    for mode in (SERIAL, PARALLEL):
+        proc = subprocess.run(
+            cli_args("apply", "big.yaml", "--yes", "--engine", "remote", "--state-dir", str(tmp_path / mode[1]), *mode),
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 1, proc.stderr
+        errors.append(proc.stderr.splitlines()[-1])
+    assert errors[0] == errors[1]
+    assert errors[1] == (
+        "error: run 2500 ('big-2500'): run: encoded request is 60092 bytes, over the max send size of 50000 bytes"
+    )
+    store = RunStore(engine["ENGINE_DB"])
+    try:
+        assert store.count() == 0
+    finally:
+        store.close()
 
 
 # -- crash safety with the parallel path on -------------------------------------------------------------------
