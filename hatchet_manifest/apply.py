@@ -7,6 +7,7 @@ confirmed, failed (never applied), or pending/unknown, which the next apply reco
 
 from __future__ import annotations
 
+import operator
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -102,6 +103,9 @@ class ApplyResult:
 
 
 KEEP_KEYS = 1000  # keys listed in a result, per kind
+_ROW = operator.itemgetter(0, 1, 2, 3)  # a Tag's PendingRow fields
+_KEY = operator.itemgetter(0)  # Tag.key
+_REPLACE = operator.itemgetter(4)  # Tag.replace
 
 
 def _crash_point() -> tuple[str, int] | None:
@@ -180,8 +184,12 @@ class Executor:
         self._recorded: set[int] = set()
 
     def _before_send(self, chunk: Any) -> None:
-        new = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in chunk.tags if not t.replace]
-        changed = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in chunk.tags if t.replace]
+        tags: list[Tag] = chunk.tags
+        if any(map(_REPLACE, tags)):
+            new = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in tags if not t.replace]
+            changed = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in tags if t.replace]
+        else:  # the common case, without a Python loop: (key, digest, manifest, file) of each tag
+            new, changed = list(map(PendingRow._make, map(_ROW, tags))), []
         if new:
             self.ledger.record_pending(self.target, new)
         if changed:  # if this raises, the chunk is not sent and its rows are recorded failed
@@ -194,7 +202,7 @@ class Executor:
             return
         if self._crash and self._crash[0] == "before-outcome" and outcome.seq == self._crash[1]:
             os._exit(137)
-        keys = [t.key for t in outcome.tags]
+        keys = list(map(_KEY, outcome.tags))
         r = self.result
         if outcome.state == "submitted":
             self.ledger.record_submitted(self.target, list(zip(keys, outcome.run_ids, strict=True)))
