@@ -7,6 +7,7 @@ confirmed, failed (never applied), or pending/unknown, which the next apply reco
 
 from __future__ import annotations
 
+import operator
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +19,8 @@ from hatchet_client.errors import HatchetClientError
 
 from hatchet_manifest.errors import HatchetManifestError
 from hatchet_manifest.ledger import Ledger, PendingRow, Target
-from hatchet_manifest.plan import PlannedRun
+from hatchet_manifest.plan import Known, PlannedRun
+from hatchet_manifest.render import RenderedRun
 
 STAMP_KEY = "hatchet-manifest/key"
 STAMP_MANIFEST = "hatchet-manifest/manifest"
@@ -101,6 +103,9 @@ class ApplyResult:
 
 
 KEEP_KEYS = 1000  # keys listed in a result, per kind
+_ROW = operator.itemgetter(0, 1, 2, 3)  # a Tag's PendingRow fields
+_KEY = operator.itemgetter(0)  # Tag.key
+_REPLACE = operator.itemgetter(4)  # Tag.replace
 
 
 def _crash_point() -> tuple[str, int] | None:
@@ -111,40 +116,48 @@ def _crash_point() -> tuple[str, int] | None:
     return point, int(seq or 0)
 
 
+def wanted(action: str, known: Known | None, options: ApplyOptions, result: ApplyResult, count: bool = True) -> bool:
+    """Whether a planned run is sent (create; changed/unknown when asked); counts it into `result` (the skipped
+    ones always; the others unless `count` is False: the caller counts them)."""
+    if count:
+        result.counts[action] = result.counts.get(action, 0) + 1
+    if action == "create":
+        return True
+    if action == "changed":
+        if options.resubmit_changed:
+            return True
+        result.skipped_changed += 1
+    elif action == "unknown":
+        # a row still `pending` is too recent to settle (see reconcile): never resent
+        if options.resubmit_unknown and known is not None and known.state == "unknown":
+            return True
+        result.skipped_unknown += 1
+    return False
+
+
+def wire_run(r: RenderedRun, key: str, stamp: bool) -> WorkflowRun:
+    """The run as sent: real secrets, and the stamps unless turned off."""
+    metadata = r.secret_metadata if r.secret_metadata is not None else r.additional_metadata
+    if stamp:
+        metadata = {**metadata, STAMP_KEY: key, STAMP_MANIFEST: r.manifest}
+    run_options: dict[str, Any] = {"additional_metadata": metadata}
+    if r.priority is not None:
+        run_options["priority"] = r.priority
+    data = r.secret_input if r.secret_input is not None else r.input
+    return {"workflow_name": r.workflow_name, "input": data, "options": run_options}  # type: ignore[typeddict-item]
+
+
 def select(
     planned: Iterable[PlannedRun], options: ApplyOptions, result: ApplyResult
 ) -> Iterator[tuple[Tag, WorkflowRun]]:
     """The runs to send (create; changed/unknown when asked), stamped, with real secrets; counts the plan."""
-    counts = result.counts
+    stamp = options.stamp
     for p in planned:
-        counts[p.action] = counts.get(p.action, 0) + 1
-        send = (
-            p.action == "create"
-            or (p.action == "changed" and options.resubmit_changed)
-            # a row still `pending` is too recent to settle (see reconcile): never resent
-            or (
-                p.action == "unknown"
-                and options.resubmit_unknown
-                and p.known is not None
-                and p.known.state == "unknown"
-            )
-        )
-        if p.action == "changed" and not send:
-            result.skipped_changed += 1
-        if p.action == "unknown" and not send:
-            result.skipped_unknown += 1
+        send = wanted(p.action, p.known, options, result)
         r = p.run
         if not send or r is None:
             continue
-        metadata = r.secret_metadata if r.secret_metadata is not None else r.additional_metadata
-        if options.stamp:
-            metadata = {**metadata, STAMP_KEY: p.key, STAMP_MANIFEST: r.manifest}
-        run_options: dict[str, Any] = {"additional_metadata": metadata}
-        if r.priority is not None:
-            run_options["priority"] = r.priority
-        data = r.secret_input if r.secret_input is not None else r.input
-        run: WorkflowRun = {"workflow_name": r.workflow_name, "input": data, "options": run_options}  # type: ignore[typeddict-item]
-        yield Tag(p.key, p.digest, r.manifest, r.file, p.action == "changed"), run
+        yield Tag(p.key, p.digest, r.manifest, r.file, p.action == "changed"), wire_run(r, p.key, stamp)
 
 
 class Executor:
@@ -171,8 +184,12 @@ class Executor:
         self._recorded: set[int] = set()
 
     def _before_send(self, chunk: Any) -> None:
-        new = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in chunk.tags if not t.replace]
-        changed = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in chunk.tags if t.replace]
+        tags: list[Tag] = chunk.tags
+        if any(map(_REPLACE, tags)):
+            new = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in tags if not t.replace]
+            changed = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in tags if t.replace]
+        else:  # the common case, without a Python loop: (key, digest, manifest, file) of each tag
+            new, changed = list(map(PendingRow._make, map(_ROW, tags))), []
         if new:
             self.ledger.record_pending(self.target, new)
         if changed:  # if this raises, the chunk is not sent and its rows are recorded failed
@@ -185,7 +202,7 @@ class Executor:
             return
         if self._crash and self._crash[0] == "before-outcome" and outcome.seq == self._crash[1]:
             os._exit(137)
-        keys = [t.key for t in outcome.tags]
+        keys = list(map(_KEY, outcome.tags))
         r = self.result
         if outcome.state == "submitted":
             self.ledger.record_submitted(self.target, list(zip(keys, outcome.run_ids, strict=True)))
@@ -212,12 +229,20 @@ class Executor:
         exit_code says how it went, Ctrl-C included)."""
         opts = self.options
         started = time.monotonic()
-        submission = self.admin.submit_encoded(
-            runs,
-            batch_size=opts.batch_size,
-            concurrency=opts.concurrency,
-            before_send=self._before_send,
-            timeout=opts.call_timeout,
+        chunks = getattr(runs, "chunks", None)  # a Spool stores its runs in the chunks they are sent in
+        grouped = chunks(opts.batch_size) if callable(chunks) else None
+        submission = (
+            self.admin.submit_chunks(
+                grouped, concurrency=opts.concurrency, before_send=self._before_send, timeout=opts.call_timeout
+            )
+            if grouped is not None
+            else self.admin.submit_encoded(
+                runs,
+                batch_size=opts.batch_size,
+                concurrency=opts.concurrency,
+                before_send=self._before_send,
+                timeout=opts.call_timeout,
+            )
         )
         try:
             for outcome in submission:

@@ -19,8 +19,7 @@ from hatchet_client.errors import HatchetClientError
 from hatchet_manifest.apply import STAMP_KEY, STAMP_MANIFEST
 from hatchet_manifest.errors import HatchetManifestError
 from hatchet_manifest.ledger import AdoptedRow, Ledger, Target
-from hatchet_manifest.plan import Known
-from hatchet_manifest.render import RenderedRun
+from hatchet_manifest.plan import Known, RunIdentity
 from hatchet_manifest.target import Connection
 
 
@@ -79,15 +78,17 @@ class EngineLookup:
         if oldest is not None:
             self.report.oldest[manifest] = oldest
 
-    def __call__(self, missing: Sequence[tuple[RenderedRun, str]]) -> dict[str, Known]:
+    def __call__(self, missing: Sequence[tuple[RunIdentity, str]]) -> dict[str, Known]:
         """Runs (with their digests) the ledger does not know -> those found in the engine, adopted."""
-        by_manifest: dict[str, list[tuple[RenderedRun, str]]] = defaultdict(list)
+        by_manifest: dict[str, list[tuple[RunIdentity, str]]] = defaultdict(list)
         for run, digest in missing:
             by_manifest[run.manifest].append((run, digest))
         found: dict[str, Known] = {}
         for manifest, items in by_manifest.items():
             if manifest not in self._loaded:
                 self._load(manifest)
+            if not self.report.stamped.get(manifest):  # the engine holds no stamped run of this manifest
+                continue
             keys = [run.key for run, _ in items]
             marks = ",".join("?" * len(keys))
             ids = dict(

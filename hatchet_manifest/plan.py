@@ -25,13 +25,33 @@ SYMBOLS: dict[Action, str] = {"create": "+", "changed": "~", "unchanged": "=", "
 BATCH = 1000
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_C_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _canonical_encoder() -> Callable[[Any], str]:
+    """_ENCODER.encode, without its per-call Python layers when the C encoder is there (same text: the digest
+    of a run never changes). Rendered values cannot be circular, so no circular check is needed."""
+    if _C_MAKE_ENCODER is None:
+        return _ENCODER.encode
+    c_encode = _C_MAKE_ENCODER(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, True
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(c_encode(value, 0))
+
+    return encode
+
+
+_canonical = _canonical_encoder()
 
 
 def run_digest(run: RenderedRun, namespace: str = "") -> str:
     """sha256 of the canonical JSON of the namespaced workflow name, input and user metadata (secrets masked).
 
     `namespace` is normalised already (hatchet_client.config.normalize_namespace)."""
-    text = _ENCODER.encode([apply_namespace(run.workflow_name, namespace), run.input, run.additional_metadata])
+    name = apply_namespace(run.workflow_name, namespace) if namespace else run.workflow_name
+    text = _canonical([name, run.input, run.additional_metadata])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -47,6 +67,22 @@ class Known:
     workflow_name: str | None = None
     input: dict[str, Any] | None = None
     additional_metadata: dict[str, str] | None = None
+
+
+class RunIdentity(Protocol):
+    """What the engine lookup needs of a run: a RenderedRun, or a parallel apply's lighter record."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def manifest(self) -> str: ...
+
+    @property
+    def file(self) -> str: ...
+
+
+Fallback = Callable[[Sequence[tuple[RunIdentity, str]]], dict[str, Known]]
 
 
 class Baseline(Protocol):
@@ -117,7 +153,7 @@ class Plan:
         baseline: Baseline,
         manifests: Sequence[str],
         namespace: str = "",
-        fallback: Callable[[Sequence[tuple[RenderedRun, str]]], dict[str, Known]] | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         """`fallback` is asked about the runs the baseline does not know (the engine lookup)."""
         self._runs = runs
@@ -138,30 +174,47 @@ class Plan:
                     yield from self._compare(batch, seen)
                     batch = []
             yield from self._compare(batch, seen)
-            yield from self._removed(seen)
+            yield from self.removed(seen)
         finally:
             seen.close()
 
     def _compare(self, batch: list[RenderedRun], seen: KeySet) -> Iterator[PlannedRun]:
         if not batch:
             return
-        keys = [r.key for r in batch]
-        seen.add_batch(keys)
-        known = self._baseline.lookup(keys)
+        seen.add_batch([r.key for r in batch])
         digests = [run_digest(run, self._namespace) for run in batch]
-        if self._fallback is not None:
-            missing = [(run, d) for run, d in zip(batch, digests, strict=True) if run.key not in known]
-            if missing:
-                known.update(self._fallback(missing))
+        known = self.known_of(batch, digests)
         for run, digest in zip(batch, digests, strict=True):
             k = known.get(run.key)
-            action = classify(digest, k)
-            self.summary[action] += 1
-            if action == "create":
-                self.creates[run.manifest] += 1
+            action = self.count(classify(digest, k), run.manifest)
             yield PlannedRun(action, run.key, digest, run, k)
 
-    def _removed(self, seen: KeySet) -> Iterator[PlannedRun]:
+    @property
+    def baseline(self) -> Baseline:
+        return self._baseline
+
+    @property
+    def fallback(self) -> Fallback | None:
+        return self._fallback
+
+    def count(self, action: Action, manifest: str, n: int = 1) -> Action:
+        """Count `n` runs of a manifest planned as `action` (summary, creates); returns the action."""
+        self.summary[action] += n
+        if action == "create":
+            self.creates[manifest] += n
+        return action
+
+    def known_of(self, runs: Sequence[RunIdentity], digests: Sequence[str]) -> dict[str, Known]:
+        """What the baseline (then the fallback, for the keys the baseline does not know) knows of a batch."""
+        known = self._baseline.lookup([r.key for r in runs])
+        if self._fallback is not None:
+            missing = [(run, d) for run, d in zip(runs, digests, strict=True) if run.key not in known]
+            if missing:
+                known.update(self._fallback(missing))
+        return known
+
+    def removed(self, seen: KeySet) -> Iterator[PlannedRun]:
+        """What the baseline knows for these manifests that is not in `seen` (the keys planned)."""
         pending: list[Known] = []
         for k in self._baseline.known(self._manifests):
             pending.append(k)

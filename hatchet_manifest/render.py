@@ -47,6 +47,7 @@ from hatchet_manifest.yamlsafe import Document, YamlError, parse_documents
 
 MAX_TEMPLATE_BYTES = 16 << 20
 KEY_BATCH = 1024
+SHARD_BLOCK = 1024  # a shard is made of blocks of consecutive items: block = ordinal // SHARD_BLOCK
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,9 @@ class Renderer:
         self.reveal = reveal_secrets
         self.problems: list[Problem] = []
         self.warnings: list[str] = []  # said on stderr by the commands; never fatal
+        self.problem_ordinals: list[int] = []  # the ordinal of the item each kept problem is about
         self.problem_count = 0
+        self._ordinal = 0
         self._entries: list[_Entry | _TemplateEntry] | None = None
 
     # -- problems ---------------------------------------------------------------------------------------------
@@ -164,6 +167,7 @@ class Renderer:
         self.problem_count += 1
         if len(self.problems) < self.limits.max_problems:
             self.problems.append(Problem(file, line, message, where, path))
+            self.problem_ordinals.append(self._ordinal)
 
     def _raise_if_problems(self) -> None:
         if self.problem_count:
@@ -291,6 +295,7 @@ class Renderer:
         spec = self._static(entry, raw, ("matrix",), "matrix", {})
         if not isinstance(spec, dict):
             raise LeafError(_info("matrix", line), RenderProblem(f"matrix must be a mapping, got {describe(spec)}"))
+        spec = dict(spec)  # a constant matrix is the document's own mapping: popping from it would change the manifest
         include = spec.pop("include", [])
         exclude = spec.pop("exclude", [])
         for name, part in (("include", include), ("exclude", exclude)):
@@ -369,26 +374,63 @@ class Renderer:
         return _TemplateEntry(m, index, key_line, items)
 
     # -- runs -------------------------------------------------------------------------------------------------
-    def runs(self) -> Iterator[RenderedRun]:
-        """Stream every valid run; raises ManifestError after the last one if any run had problems."""
-        self.prepare()
-        assert self._entries is not None
+    def runs(self, shard: tuple[int, int] | None = None) -> Iterator[RenderedRun]:
+        """Stream every valid run; raises ManifestError after the last one if any run had problems.
+
+        `shard=(k, n)`: only the items (loop items, matrix combinations, template items, counted in order from 0:
+        their ordinals) of blocks `ordinal // SHARD_BLOCK` equal to k modulo n; the others are skipped without
+        being evaluated. Keys are then not checked unique: the caller merges the shards and checks them."""
+        if shard is not None:
+            for _, _, run in self.stream(shard):
+                yield run
+            self._raise_if_problems()
+            return
         keys = KeySet()
         batch: list[tuple[_Entry | _TemplateEntry, RenderedRun]] = []
         try:
-            for entry in self._entries:
-                produced = self._template_runs(entry) if isinstance(entry, _TemplateEntry) else self._entry_runs(entry)
-                for run in produced:
-                    batch.append((entry, run))
-                    if len(batch) == KEY_BATCH:
-                        yield from self._unique(keys, batch)
-                        batch.clear()
+            for entry_no, _, run in self.stream():
+                batch.append((self.entry(entry_no), run))
+                if len(batch) == KEY_BATCH:
+                    yield from self._unique(keys, batch)
+                    batch.clear()
             yield from self._unique(keys, batch)
         finally:
             keys.close()
         for name in sorted(self.env.missing_secrets):
             self.warnings.append(f"secret {name} is not set: shown as ***; apply will need it")
         self._raise_if_problems()
+
+    def stream(self, shard: tuple[int, int] | None = None) -> Iterator[tuple[int, int, RenderedRun]]:
+        """(entry number, ordinal, run) for the valid runs (of a shard, see `runs`), keys not checked unique;
+        problems are collected (`problems`, `problem_ordinals`, `problem_count`), not raised."""
+        self.prepare()
+        assert self._entries is not None
+        start = 0
+        for entry_no, entry in enumerate(self._entries):
+            if isinstance(entry, _TemplateEntry):
+                produced = self._template_runs(entry, start, shard)
+            else:
+                produced = self._entry_runs(entry, start, shard)
+            for ordinal, run in produced:
+                yield entry_no, ordinal, run
+            start += entry.count
+
+    def entry(self, entry_no: int) -> _Entry | _TemplateEntry:
+        assert self._entries is not None
+        return self._entries[entry_no]
+
+    def entries(self) -> list[_Entry | _TemplateEntry]:
+        """The compiled entries (after prepare), in stream order; each has `manifest`, `index` and `count`."""
+        self.prepare()
+        assert self._entries is not None
+        return list(self._entries)
+
+    def duplicate(self, entry_no: int, where: str, key: str, ordinal: int | None = None) -> None:
+        """Record the problem of a run whose key was seen before (as `runs` does)."""
+        entry = self.entry(entry_no)
+        if ordinal is not None:
+            self._ordinal = ordinal
+        self._fail(entry, where, "key", f"duplicate key {key!r}" + _dup_hint(entry), ("key",))
 
     def _unique(self, keys: KeySet, batch: list[tuple[_Entry | _TemplateEntry, RenderedRun]]) -> Iterator[RenderedRun]:
         """The runs of a batch whose keys were not seen before (duplicates become problems)."""
@@ -399,7 +441,9 @@ class Renderer:
             else:
                 yield run
 
-    def _entry_runs(self, entry: _Entry) -> Iterator[RenderedRun]:
+    def _entry_runs(
+        self, entry: _Entry, ordinal: int, shard: tuple[int, int] | None
+    ) -> Iterator[tuple[int, RenderedRun]]:
         program = entry.program
         ctx = program.context(entry.variables)
         reveal_ctx = (
@@ -411,6 +455,11 @@ class Renderer:
             label_base = ", ".join(f"{k}={_short(v)}" for k, v in combo.items())
             sequence: Iterable[Any] = items if items is not None else (None,)
             for position, item in enumerate(sequence):
+                if shard is not None and (ordinal // SHARD_BLOCK) % shard[1] != shard[0]:
+                    ordinal += 1
+                    continue
+                self._ordinal = ordinal
+                ordinal += 1
                 local = dict(base)
                 if items is not None:
                     local[as_name] = item
@@ -432,7 +481,7 @@ class Renderer:
                     continue
                 except _Skip:
                     continue
-                yield run
+                yield self._ordinal, run
 
     def _fail(
         self, entry: _Entry | _TemplateEntry, where: str, path: str, message: str, loc: tuple[str | int, ...] = ()
@@ -593,8 +642,13 @@ class Renderer:
             metadata if metadata != run.additional_metadata else None,
         )
 
-    def _template_runs(self, entry: _TemplateEntry) -> Iterator[RenderedRun]:
-        for item, k in entry.items:
+    def _template_runs(
+        self, entry: _TemplateEntry, ordinal: int, shard: tuple[int, int] | None
+    ) -> Iterator[tuple[int, RenderedRun]]:
+        for n, (item, k) in enumerate(entry.items, ordinal):
+            if shard is not None and (n // SHARD_BLOCK) % shard[1] != shard[0]:
+                continue
+            self._ordinal = n
             where = f"runs[{entry.index}] item[{k}]"
             bad = False
             for path, message in check_json(item.input, "input"):
@@ -615,16 +669,19 @@ class Renderer:
                 self._check_size_and_schema(entry, where, item.workflow_name, item.input, metadata)
             except _Skip:
                 continue
-            yield RenderedRun(
-                key,
-                item.workflow_name,
-                item.input,
-                metadata,
-                priority,
-                entry.manifest.name,
-                entry.manifest.file,
-                entry.line,
-                where,
+            yield (
+                n,
+                RenderedRun(
+                    key,
+                    item.workflow_name,
+                    item.input,
+                    metadata,
+                    priority,
+                    entry.manifest.name,
+                    entry.manifest.file,
+                    entry.line,
+                    where,
+                ),
             )
 
 

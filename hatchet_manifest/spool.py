@@ -3,21 +3,26 @@ that a million runs are rendered, validated and encoded once, before anything is
 in memory; sending then only reads bytes back.
 
 The file holds runs as they will be sent (secret values included): it is created 0600 in a private temporary
-directory and deleted when the apply ends. Record: <u32 tag length><u32 item length><tag><item bytes>, the tag
-in marshal format (fast, and safe here: the file is our own, private, and lives only as long as the apply).
+directory and deleted when the apply ends. Runs are stored in chunks exactly as they will be sent (at most
+`batch_size` runs and the encoder's max send size, grouped as hatchet_client's `chunked` groups them), so that
+sending reads whole requests back: <u32 meta length><u32 blob length><meta><blob>, meta being (tags, item
+lengths) in marshal format (fast, and safe here: the file is our own, private, and lives only as long as the
+apply) and blob the runs' encoded bytes one after the other (a BulkTriggerWorkflowRequest's body).
 """
 
 from __future__ import annotations
 
+import itertools
 import marshal
 import os
 import struct
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from hatchet_client import RunEncoder, WorkflowRun
+from hatchet_client.pipeline import MAX_BATCH_SIZE
 
 from hatchet_manifest.apply import Tag
 
@@ -25,43 +30,121 @@ _HEADER = struct.Struct("<II")
 
 
 class Spool:
-    def __init__(self, encoder: RunEncoder, directory: Path | None = None) -> None:
+    def __init__(self, encoder: RunEncoder, directory: Path | None = None, batch_size: int = MAX_BATCH_SIZE) -> None:
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
         self._encoder = encoder
+        self.batch_size = batch_size
+        self._max_send = encoder.max_send
         self._dir = tempfile.TemporaryDirectory(prefix="hatchet-manifest-", dir=directory)
         self.path = Path(self._dir.name) / "runs.bin"
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._file = os.fdopen(fd, "wb", buffering=1 << 20)
         self.count = 0
+        self._tags: list[tuple[Any, ...]] = []  # the chunk being filled
+        self._lengths: list[int] = []
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    @property
+    def encoder(self) -> RunEncoder:
+        return self._encoder
+
+    @property
+    def written(self) -> int:
+        """Runs written so far, the chunk being filled included (`count` is updated as chunks are stored)."""
+        return self.count + len(self._tags)
 
     def write(self, runs: Iterable[tuple[Tag, WorkflowRun]]) -> int:
         """Encode (which validates for the wire: sizes, metadata, JSON) and store; returns the number of runs."""
-        dumps = marshal.dumps
         encode_item = self._encoder.encode_item
-        pack = _HEADER.pack
-        write = self._file.write
-        count = self.count
+        index = self.written
+        batch_size, max_send = self.batch_size, self._max_send
         for tag, run in runs:
-            item = encode_item(run, count, tag.key)
-            tag_bytes = dumps(tuple(tag))
-            write(pack(len(tag_bytes), len(item)) + tag_bytes + item)
-            count += 1
-        self.count = count
-        self._file.flush()
-        return count
+            item = encode_item(run, index, tag.key)
+            index += 1
+            n = len(item)
+            if self._tags and self._size + n > max_send:
+                self._flush()
+            self._tags.append(tuple(tag))
+            self._lengths.append(n)
+            self._parts.append(item)
+            self._size += n
+            if len(self._tags) >= batch_size:
+                self._flush()
+        self.flush()
+        return self.count
 
-    def __iter__(self) -> Iterator[tuple[Tag, bytes]]:
+    def write_encoded(self, tags: Sequence[tuple[Any, ...]], lengths: Sequence[int], blob: bytes) -> None:
+        """Store runs already encoded (by `encoder.encode_item`): their tags (Tag fields), the length of each, and
+        their bytes one after the other."""
+        n = len(lengths)
+        start = offset = 0
+        while start < n:
+            end = min(n, start + self.batch_size - len(self._tags))
+            size = sum(itertools.islice(lengths, start, end)) if end - start < n else len(blob)
+            if self._size + size > self._max_send:  # fewer: as many as fit (each item fits alone: the encoder says)
+                end, size = start, 0
+                while end < n and self._size + size + lengths[end] <= self._max_send:
+                    size += lengths[end]
+                    end += 1
+                if end == start:
+                    self._flush()
+                    continue
+            self._tags.extend(tags[start:end])
+            self._lengths.extend(lengths[start:end])
+            self._parts.append(blob if offset == 0 and size == len(blob) else blob[offset : offset + size])
+            self._size += size
+            offset += size
+            start = end
+            if len(self._tags) >= self.batch_size:
+                self._flush()
+
+    def flush(self) -> None:
+        """Store the last, incomplete chunk (after the last write)."""
+        self._flush()
         self._file.flush()
+
+    def _flush(self) -> None:
+        if not self._tags:
+            return
+        meta = marshal.dumps((self._tags, self._lengths))
+        blob = b"".join(self._parts)
+        self._file.write(_HEADER.pack(len(meta), len(blob)) + meta)
+        self._file.write(blob)
+        self.count += len(self._tags)
+        self._tags, self._lengths, self._parts, self._size = [], [], [], 0
+
+    def _blocks(self) -> Iterator[tuple[list[tuple[Any, ...]], list[int], bytes]]:
+        self.flush()
         loads = marshal.loads
         size = _HEADER.size
         unpack = _HEADER.unpack
         with self.path.open("rb", buffering=1 << 20) as f:
             read = f.read
             while header := read(size):
-                tag_len, item_len = unpack(header)
-                tag = Tag(*loads(read(tag_len)))
-                yield tag, read(item_len)
+                meta_len, blob_len = unpack(header)
+                tags, lengths = loads(read(meta_len))
+                yield tags, lengths, read(blob_len)
+
+    def chunks(self, batch_size: int) -> Iterator[tuple[list[Tag], bytes]] | None:
+        """The stored runs as the chunks AdminClient.submit_chunks sends (tags, request bytes), when they were
+        stored for this batch size (None otherwise: use the runs one by one)."""
+        if batch_size != self.batch_size:
+            return None
+        make = Tag._make
+        return ((list(map(make, tags)), blob) for tags, _, blob in self._blocks())
+
+    def __iter__(self) -> Iterator[tuple[Tag, bytes]]:
+        make = Tag._make
+        for tags, lengths, blob in self._blocks():
+            offset = 0
+            for tag, length in zip(tags, lengths, strict=True):
+                end = offset + length
+                yield make(tag), blob[offset:end]
+                offset = end
 
     def close(self) -> None:
         self._file.close()

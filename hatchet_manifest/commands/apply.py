@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections import Counter
@@ -16,8 +17,10 @@ from hatchet_manifest.commands.options import RenderArgs, render_options
 from hatchet_manifest.commands.session import TargetArgs, target_options, why_target
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.output import ProgressBar
+from hatchet_manifest.parallel import DEFAULT_THRESHOLD, THRESHOLD_ENV, Workers, auto_workers, spool_parallel
 from hatchet_manifest.plan import summary_line
 from hatchet_manifest.planfile import PlanFile, is_plan_file
+from hatchet_manifest.render import Renderer
 from hatchet_manifest.spool import Spool
 from hatchet_manifest.target import connect
 
@@ -76,6 +79,22 @@ def confirm(count: int, where: str, yes: bool) -> None:
 @click.option(
     "--no-stamp", is_flag=True, help="Do not add hatchet-manifest/key and hatchet-manifest/manifest metadata."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default="0: auto",
+    help="Processes that render, validate and encode the runs of a large apply (auto: up to 2 when the manifests "
+    f"declare at least {DEFAULT_THRESHOLD} runs; 1: in this process).",
+)
+@click.option(
+    "--parallel-threshold",
+    type=click.IntRange(min=0),
+    default=DEFAULT_THRESHOLD,
+    envvar=THRESHOLD_ENV,
+    hidden=True,
+    help="Declared runs from which --workers applies (tests set it low).",
+)
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
 def command(
@@ -89,6 +108,8 @@ def command(
     resubmit_changed: bool,
     resubmit_unknown: bool,
     no_stamp: bool,
+    workers: int,
+    parallel_threshold: int,
     output: str,
     **kw: Any,
 ) -> None:
@@ -107,7 +128,12 @@ def command(
         renderer = rargs.renderer(reveal_secrets=True)
         renderer.prepare()
     options = ApplyOptions(batch_size, concurrency, not no_stamp, resubmit_changed, resubmit_unknown, timeout)
-    with targs.open_ledger() as ledger, connect(targs.engine, Path(targs.state_dir)) as conn:
+    n = 1 if dry_run else _workers(renderer, workers, parallel_threshold)
+    with (
+        Workers(n) if n > 1 else contextlib.nullcontext() as pool,
+        targs.open_ledger() as ledger,
+        connect(targs.engine, Path(targs.state_dir)) as conn,
+    ):
         click.echo(f"target: {conn.describe()}{why_target(targs.engine)}", err=True)
         target = conn.target
         with ledger.lock(target, wait=targs.lock_wait):
@@ -128,8 +154,12 @@ def command(
                 )
                 return
             result = ApplyResult()
-            with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir)) as spool:
-                count = spool.write(select(planned, options, result))  # renders and validates everything
+            with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir), batch_size) as spool:
+                if pool is not None:
+                    assert renderer is not None
+                    count = spool_parallel(renderer, planned, spool, options, result, pool, conn.config.namespace)
+                else:
+                    count = spool.write(select(planned, options, result))  # renders and validates everything
                 click.echo(summary_line(_summary(result)), err=True)
                 if lookup is not None:
                     lookup_warnings(planned, lookup, known_rows, targs.warn_age)
@@ -148,6 +178,13 @@ def command(
                     )
     report(result, output)
     ctx.exit(result.exit_code)
+
+
+def _workers(renderer: Renderer | None, workers: int, threshold: int) -> int:
+    """How many processes render: 1 (this one) for a saved plan or below the threshold."""
+    if renderer is None or renderer.prepare() < threshold or not sys.executable:
+        return 1
+    return workers or auto_workers()
 
 
 def _summary(result: ApplyResult) -> Counter[str]:

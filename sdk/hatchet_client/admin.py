@@ -182,6 +182,26 @@ class AdminClient:
             stop_on_unknown=stop_on_unknown,
         )
 
+    def submit_chunks(
+        self,
+        chunks: Iterable[tuple[Sequence[T], bytes]],
+        *,
+        concurrency: int = 2,
+        before_send: Callable[[Chunk[T]], object] | None = None,
+        timeout: float | None = None,
+        stop_on_unknown: bool = False,
+    ) -> Submission[T]:
+        """`submit_encoded` for items already grouped: each chunk is (tags, the concatenation of their framed
+        bytes), at most MAX_BATCH_SIZE items and the max send size (as `chunked` makes them; checked as they
+        come: a chunk out of bounds raises ValueError, which stops the submission like a bad run)."""
+        return self._submission(
+            _checked_chunks(iter(chunks), self.config.grpc_max_send_message_length),
+            concurrency=concurrency,
+            before_send=before_send,
+            timeout=timeout,
+            stop_on_unknown=stop_on_unknown,
+        )
+
     def check(self, run: RunLike, index: int = 0, tag: object = None) -> int:
         """Validate one run as `submit` would; returns its encoded size in bytes. Raises RunValidationError."""
         with self._lock:
@@ -362,3 +382,13 @@ def _details(run_id: str, response: Any) -> RunDetails:
         additional_metadata=_json_or_text(response.additional_metadata),
         tasks=tasks,
     )
+
+
+def _checked_chunks(chunks: Iterator[tuple[Sequence[T], bytes]], max_send: int) -> Iterator[tuple[Sequence[T], bytes]]:
+    for tags, payload in chunks:
+        if not 1 <= len(tags) <= MAX_BATCH_SIZE or len(payload) > max_send:
+            raise ValueError(
+                f"a chunk of {len(tags)} runs and {len(payload)} bytes: chunks hold 1..{MAX_BATCH_SIZE} runs and at "
+                f"most {max_send} bytes"
+            )
+        yield tags, payload
