@@ -14,7 +14,7 @@ import click
 from hatchet_manifest.apply import ApplyOptions, ApplyResult, Executor, Progress, select
 from hatchet_manifest.commands.diff import emit, lookup_warnings, settle, target_plan
 from hatchet_manifest.commands.options import RenderArgs, render_options
-from hatchet_manifest.commands.session import TargetArgs, target_options, why_target
+from hatchet_manifest.commands.session import TargetArgs, target_lock, target_options, why_target
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.output import ProgressBar
 from hatchet_manifest.parallel import DEFAULT_THRESHOLD, THRESHOLD_ENV, Workers, auto_workers, spool_parallel
@@ -136,7 +136,7 @@ def command(
     ):
         click.echo(f"target: {conn.describe()}{why_target(targs.engine)}", err=True)
         target = conn.target
-        with ledger.lock(target, wait=targs.lock_wait):
+        with target_lock(ledger, target, targs.lock_wait):
             planned: Any
             lookup = None
             known_rows = 0

@@ -15,7 +15,7 @@ import click
 
 from hatchet_manifest.baseline import LedgerBaseline, RenderedBaseline
 from hatchet_manifest.commands.options import RenderArgs, render_options
-from hatchet_manifest.commands.session import TargetArgs, target_options, why_target
+from hatchet_manifest.commands.session import TargetArgs, target_lock, target_options, why_target
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.gitbase import checkout_paths
 from hatchet_manifest.ledger import Ledger, Target
@@ -62,7 +62,7 @@ def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float 
     `lock_wait` None: the caller holds the target's lock already."""
     if not unsettled(ledger, conn.target, names):
         return
-    with ledger.lock(conn.target, wait=lock_wait) if lock_wait is not None else contextlib.nullcontext():
+    with target_lock(ledger, conn.target, lock_wait) if lock_wait is not None else contextlib.nullcontext():
         report = reconcile(ledger, conn.target, conn, names, grace)
     if report.adopted:
         click.echo(f"reconciled: {report.adopted} run(s) of unknown fate were found in the engine", err=True)

@@ -158,3 +158,22 @@ def test_diff_against_a_git_base(project: Path, run_cli: RunCli) -> None:
     assert lines[-1] == "Plan: 2 to create, 0 changed, 31 unchanged, 1 removed, 0 unknown."
     assert "- manual-trigger  ManualTriggerWorkflow  (removed from the manifests)" in lines
     assert not (STATE / "engine.db").exists()  # a git diff needs no engine
+
+
+def test_a_second_apply_is_told_who_holds_the_lock_and_may_wait(project: Path, run_cli: RunCli) -> None:
+    import threading
+
+    assert run_cli("apply", "manifests/manual-trigger.yaml", "--yes").exit_code == 0
+    with open_ledger(None, STATE) as ledger:
+        (target,) = ledger.targets()
+        held = ledger.lock(target)
+        held.__enter__()
+        busy = run_cli("apply", "manifests", "--yes")
+        assert busy.exit_code == 1
+        assert f"the ledger for target {target.id} is locked (held by host" in busy.stderr
+        assert engine_runs(STATE) and len(engine_runs(STATE)) == 1
+        threading.Timer(1.0, held.__exit__, (None, None, None)).start()
+        waited = run_cli("apply", "manifests", "--yes", "--lock-wait", "30")
+    assert waited.exit_code == 0, waited.stderr
+    assert "waiting up to 30s for the ledger lock" in waited.stderr and "got the ledger lock" in waited.stderr
+    assert len(engine_runs(STATE)) == EXAMPLES

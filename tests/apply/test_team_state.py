@@ -131,14 +131,18 @@ def test_two_concurrent_applies_on_one_postgres_ledger(
                 )
             )
             time.sleep(rng.uniform(0, 0.4))
+        errs = []
         for proc in procs:
             out, err = proc.communicate(timeout=180)
             assert proc.returncode == 0, out + err
+            errs.append(err)
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
+    waited = [e for e in errs if "waiting up to 120s for the ledger lock" in e]
+    assert all("got the ledger lock" in e for e in waited)
     keys = stored_keys(engine)
     assert len(keys) == 500 + 12
     assert [k for k, n in keys.items() if n > 1] == []
