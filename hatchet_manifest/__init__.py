@@ -15,7 +15,8 @@ from typing import Any
 
 from hatchet_manifest.errors import ConfigError, HatchetManifestError, LedgerError, ManifestError, Problem
 from hatchet_manifest.loader import LoadedManifest, load
-from hatchet_manifest.render import Limits, RenderedRun, Renderer, render
+from hatchet_manifest.render import Renderer, render
+from hatchet_manifest.rendered import Limits, RenderedRun
 from hatchet_manifest.selector import Selector
 from hatchet_manifest.values import Values
 

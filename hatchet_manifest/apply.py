@@ -20,7 +20,7 @@ from hatchet_client.errors import HatchetClientError
 from hatchet_manifest.errors import HatchetManifestError
 from hatchet_manifest.ledger import Ledger, PendingRow, Target
 from hatchet_manifest.plan import Known, PlannedRun
-from hatchet_manifest.render import RenderedRun
+from hatchet_manifest.rendered import RenderedRun
 
 STAMP_KEY = "hatchet-manifest/key"
 STAMP_MANIFEST = "hatchet-manifest/manifest"

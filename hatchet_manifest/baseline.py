@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from hatchet_manifest.ledger import Ledger, LedgerEntry, Target
 from hatchet_manifest.plan import Known, run_digest
-from hatchet_manifest.render import RenderedRun
+from hatchet_manifest.rendered import RenderedRun
 
 
 def _known(e: LedgerEntry) -> Known:

@@ -38,7 +38,8 @@ from hatchet_manifest.errors import ManifestError, Problem
 from hatchet_manifest.keyset import KeySet
 from hatchet_manifest.loader import LoadedManifest
 from hatchet_manifest.plan import Action, Plan, classify, run_digest
-from hatchet_manifest.render import SHARD_BLOCK, Limits, Renderer
+from hatchet_manifest.render import SHARD_BLOCK, Renderer
+from hatchet_manifest.rendered import Limits
 from hatchet_manifest.spool import Spool
 from hatchet_manifest.values import Values
 

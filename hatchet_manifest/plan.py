@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 from hatchet_client.config import apply_namespace
 
 from hatchet_manifest.keyset import KeySet
-from hatchet_manifest.render import RenderedRun
+from hatchet_manifest.rendered import RenderedRun
 
 Action = Literal["create", "changed", "unchanged", "removed", "unknown"]
 ACTIONS: tuple[Action, ...] = ("create", "changed", "unchanged", "removed", "unknown")

@@ -7,8 +7,6 @@ collecting every problem, and raises ManifestError at the end if there was any.
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,76 +26,28 @@ from hatchet_manifest.compile import (
     template_lineno,
 )
 from hatchet_manifest.errors import ManifestError, Problem
+from hatchet_manifest.expand import ExpandError, loop_items, matrix_combos
 from hatchet_manifest.keyset import KeySet
 from hatchet_manifest.loader import LoadedManifest, pydantic_problems
 from hatchet_manifest.model import RunEntry, TemplateItem
+from hatchet_manifest.rendered import Limits, RenderedRun, content_digest
 from hatchet_manifest.template import REVEAL_VAR, Environment, render_capped
 from hatchet_manifest.validate import (
-    MAX_REQUEST_BYTES,
     SchemaRegistry,
     check_json,
     check_priority,
     describe,
+    may_be_large,
     metadata_value,
     request_size,
     schema_errors,
+    small_flat_json,
 )
 from hatchet_manifest.values import Values, merge
 from hatchet_manifest.yamlsafe import Document, YamlError, parse_documents
 
-MAX_TEMPLATE_BYTES = 16 << 20
 KEY_BATCH = 1024
 SHARD_BLOCK = 1024  # a shard is made of blocks of consecutive items: block = ordinal // SHARD_BLOCK
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_runs: int = 100_000
-    max_request_bytes: int = MAX_REQUEST_BYTES
-    max_template_bytes: int = MAX_TEMPLATE_BYTES
-    max_problems: int = 100
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedRun:
-    """One run, exactly as `run_workflows` takes it, with its identity and origin.
-
-    `input` and `additional_metadata` show secrets as `***`; `secret_input`/`secret_metadata` hold the real
-    values when the run uses `secret()` and the render was asked to reveal them (only for submission).
-    """
-
-    key: str
-    workflow_name: str
-    input: dict[str, Any]
-    additional_metadata: dict[str, str]
-    priority: int | None
-    manifest: str
-    file: str
-    line: int
-    where: str
-    secret_input: dict[str, Any] | None = None
-    secret_metadata: dict[str, str] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The preview shape: {key, workflow_name, input, options: {additional_metadata, priority?}}."""
-        options: dict[str, Any] = {"additional_metadata": self.additional_metadata}
-        if self.priority is not None:
-            options["priority"] = self.priority
-        return {"key": self.key, "workflow_name": self.workflow_name, "input": self.input, "options": options}
-
-    def workflow_run(self, reveal: bool = False) -> dict[str, Any]:
-        """The SDK's WorkflowRun dict; with reveal, secrets are real."""
-        metadata = self.secret_metadata if reveal and self.secret_metadata is not None else self.additional_metadata
-        options: dict[str, Any] = {"additional_metadata": metadata}
-        if self.priority is not None:
-            options["priority"] = self.priority
-        data = self.secret_input if reveal and self.secret_input is not None else self.input
-        return {"workflow_name": self.workflow_name, "input": data, "options": options}
-
-
-def content_digest(workflow_name: str, input: dict[str, Any], metadata: dict[str, str]) -> str:
-    canonical = json.dumps([workflow_name, input, metadata], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class _Skip(Exception):
@@ -265,71 +215,25 @@ class Renderer:
         return tree.build(program.run(program.context(entry.variables), dict(local)))
 
     def _expand(self, entry: _Entry, raw: dict[str, Any]) -> None:
-        combos = self._matrix(entry, raw["matrix"]) if "matrix" in raw else [{}]
-        for combo in combos:
-            items: Iterable[Any] | None = None
-            n = 1
-            if "for_each" in raw:
-                items, n = self._for_each(entry, raw["for_each"], combo)
-            entry.expansions.append((combo, items))
-            entry.count += n
-
-    def _for_each(self, entry: _Entry, value: Any, combo: dict[str, Any]) -> tuple[Iterable[Any], int]:
-        items = self._static(entry, value, ("for_each",), "for_each", {**combo, "matrix": combo})
-        line = entry.manifest.doc.line_of(("runs", entry.index, "for_each"))
-        if isinstance(items, str | dict) or not hasattr(items, "__iter__"):
-            raise LeafError(
-                _info("for_each", line), RenderProblem(f"for_each must yield a list, got {describe(items)}")
+        try:
+            combos = (
+                matrix_combos(self._static(entry, raw["matrix"], ("matrix",), "matrix", {}), self.limits.max_runs)
+                if "matrix" in raw
+                else [{}]
             )
-        if not hasattr(items, "__len__"):
-            items = list(itertools.islice(items, self.limits.max_runs + 1))
-        n = len(items)
-        if n > self.limits.max_runs:
-            raise LeafError(
-                _info("for_each", line), RenderProblem(f"{n} items, more than --max-runs {self.limits.max_runs}")
-            )
-        return items, n
-
-    def _matrix(self, entry: _Entry, raw: Any) -> list[dict[str, Any]]:
-        line = entry.manifest.doc.line_of(("runs", entry.index, "matrix"))
-        spec = self._static(entry, raw, ("matrix",), "matrix", {})
-        if not isinstance(spec, dict):
-            raise LeafError(_info("matrix", line), RenderProblem(f"matrix must be a mapping, got {describe(spec)}"))
-        spec = dict(spec)  # a constant matrix is the document's own mapping: popping from it would change the manifest
-        include = spec.pop("include", [])
-        exclude = spec.pop("exclude", [])
-        for name, part in (("include", include), ("exclude", exclude)):
-            if not isinstance(part, list) or not all(isinstance(x, dict) for x in part):
-                raise LeafError(_info(f"matrix.{name}", line), RenderProblem(f"{name} must be a list of mappings"))
-        dims = list(spec)
-        size = 1
-        for dim in dims:
-            if not isinstance(spec[dim], list | tuple | range):
-                raise LeafError(
-                    _info(f"matrix.{dim}", line), RenderProblem(f"must be a list, got {describe(spec[dim])}")
-                )
-            size *= len(spec[dim])
-        if size > self.limits.max_runs:
-            raise LeafError(
-                _info("matrix", line),
-                RenderProblem(f"{size} combinations, more than --max-runs {self.limits.max_runs}"),
-            )
-        combos = (
-            [dict(zip(dims, values, strict=True)) for values in itertools.product(*(spec[d] for d in dims))]
-            if dims
-            else []
-        )
-        combos = [c for c in combos if not any(all(c.get(k) == v for k, v in ex.items()) for ex in exclude)]
-        originals = list(combos)
-        for inc in include:
-            matched = False
-            for combo in originals:
-                if all(combo.get(k) == v for k, v in inc.items() if k in dims):
-                    combo.update({k: v for k, v in inc.items() if k not in dims})
-                    matched = True
-            if not matched:
-                combos.append(dict(inc))
-        return combos
+            for combo in combos:
+                items: Iterable[Any] | None = None
+                n = 1
+                if "for_each" in raw:
+                    local = {**combo, "matrix": combo}
+                    value = self._static(entry, raw["for_each"], ("for_each",), "for_each", local)
+                    items, n = loop_items(value, self.limits.max_runs)
+                entry.expansions.append((combo, items))
+                entry.count += n
+        except ExpandError as exc:
+            field = exc.path.split(".")[0]
+            line = entry.manifest.doc.line_of(("runs", entry.index, field))
+            raise LeafError(_info(exc.path, line), RenderProblem(str(exc))) from None
 
     def _template_entry(
         self, m: LoadedManifest, index: int, source: str, variables: dict[str, Any]
@@ -506,7 +410,7 @@ class Renderer:
         if not isinstance(data, dict):
             self._fail(entry, where, "input", f"must be an object, got {describe(data)}", ("input",))
             raise _Skip()
-        small = _small_flat_json(data, self.limits.max_request_bytes)
+        small = small_flat_json(data, self.limits.max_request_bytes)
         if not small:
             for path, message in check_json(data, "input"):
                 self._fail(entry, where, path, message, ("input", *path.split(".")[1:2]))
@@ -594,7 +498,7 @@ class Renderer:
         metadata: dict[str, str],
         small: bool = False,
     ) -> None:
-        if not small and _may_be_large(data, self.limits.max_request_bytes):
+        if not small and may_be_large(data, self.limits.max_request_bytes):
             size = request_size(
                 workflow, json.dumps(data, ensure_ascii=False), json.dumps(metadata, ensure_ascii=False)
             )
@@ -689,24 +593,6 @@ def _info(path: str, line: int) -> LeafInfo:
     return LeafInfo(path, line, "")
 
 
-def _small_flat_json(data: dict[str, Any], limit: int) -> bool:
-    """True when `data` is surely valid and small: string keys, int/bool/None or NUL-free string values."""
-    budget = limit // 6 - 2
-    for k, v in data.items():
-        if type(k) is not str or "\x00" in k:
-            return False
-        t = type(v)
-        if t is str:
-            if "\x00" in v:
-                return False
-            budget -= len(v) + len(k) + 4
-        elif (t is int and -(1 << 63) <= v < (1 << 64)) or t is bool or v is None:
-            budget -= len(k) + 8
-        else:
-            return False
-    return budget > 0
-
-
 def _short(value: Any) -> str:
     t = type(value)
     text = str(value) if t is int or t is str else json.dumps(value, default=str)
@@ -717,31 +603,6 @@ def _dup_hint(entry: _Entry | _TemplateEntry) -> str:
     if isinstance(entry, _Entry) and entry.key is None:
         return " (identical runs get the same default key: give the entry a `key:` that tells them apart)"
     return ""
-
-
-def _may_be_large(value: Any, limit: int) -> bool:
-    """A cheap upper bound on the JSON size: False when the value surely fits (6 bytes per char covers escapes)."""
-    budget = limit // 6
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, str):
-            budget -= len(v) + 2
-        elif isinstance(v, dict):
-            budget -= 2 * len(v)
-            for k, x in v.items():
-                budget -= len(k) + 3
-                stack.append(x)
-        elif isinstance(v, list):
-            budget -= len(v) + 2
-            stack.extend(v)
-        elif type(v) is int and not -(10**20) < v < 10**20:
-            budget -= len(str(v))
-        else:
-            budget -= 4  # other numbers are at most ~24 bytes; 6 * 4 covers them
-        if budget < 0:
-            return True
-    return False
 
 
 def render(

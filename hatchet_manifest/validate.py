@@ -138,3 +138,46 @@ def schema_errors(validator: jsonschema.protocols.Validator, instance: Any) -> I
         for part in err.absolute_path:
             path += f"[{part}]" if isinstance(part, int) else f".{part}"
         yield path, err.message
+
+
+def small_flat_json(data: dict[str, Any], limit: int) -> bool:
+    """True when `data` is surely valid and small: string keys, int/bool/None or NUL-free string values."""
+    budget = limit // 6 - 2
+    for k, v in data.items():
+        if type(k) is not str or "\x00" in k:
+            return False
+        t = type(v)
+        if t is str:
+            if "\x00" in v:
+                return False
+            budget -= len(v) + len(k) + 4
+        elif (t is int and -(1 << 63) <= v < (1 << 64)) or t is bool or v is None:
+            budget -= len(k) + 8
+        else:
+            return False
+    return budget > 0
+
+
+def may_be_large(value: Any, limit: int) -> bool:
+    """A cheap upper bound on the JSON size: False when the value surely fits (6 bytes per char covers escapes)."""
+    budget = limit // 6
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            budget -= len(v) + 2
+        elif isinstance(v, dict):
+            budget -= 2 * len(v)
+            for k, x in v.items():
+                budget -= len(k) + 3
+                stack.append(x)
+        elif isinstance(v, list):
+            budget -= len(v) + 2
+            stack.extend(v)
+        elif type(v) is int and not -(10**20) < v < 10**20:
+            budget -= len(str(v))
+        else:
+            budget -= 4  # other numbers are at most ~24 bytes; 6 * 4 covers them
+        if budget < 0:
+            return True
+    return False

@@ -10,7 +10,8 @@ from typing import Any, TypeVar
 import click
 
 from hatchet_manifest.loader import LoadedManifest, load
-from hatchet_manifest.render import Limits, Renderer
+from hatchet_manifest.render import Renderer
+from hatchet_manifest.rendered import Limits
 from hatchet_manifest.selector import Selector
 from hatchet_manifest.values import Values
 

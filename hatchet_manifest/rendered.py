@@ -1,0 +1,62 @@
+"""What rendering produces: runs with their identity and origin, and the limits they are rendered under."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from hatchet_manifest.validate import MAX_REQUEST_BYTES
+
+MAX_TEMPLATE_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_runs: int = 100_000
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_template_bytes: int = MAX_TEMPLATE_BYTES
+    max_problems: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedRun:
+    """One run, exactly as `run_workflows` takes it, with its identity and origin.
+
+    `input` and `additional_metadata` show secrets as `***`; `secret_input`/`secret_metadata` hold the real
+    values when the run uses `secret()` and the render was asked to reveal them (only for submission).
+    """
+
+    key: str
+    workflow_name: str
+    input: dict[str, Any]
+    additional_metadata: dict[str, str]
+    priority: int | None
+    manifest: str
+    file: str
+    line: int
+    where: str
+    secret_input: dict[str, Any] | None = None
+    secret_metadata: dict[str, str] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The preview shape: {key, workflow_name, input, options: {additional_metadata, priority?}}."""
+        options: dict[str, Any] = {"additional_metadata": self.additional_metadata}
+        if self.priority is not None:
+            options["priority"] = self.priority
+        return {"key": self.key, "workflow_name": self.workflow_name, "input": self.input, "options": options}
+
+    def workflow_run(self, reveal: bool = False) -> dict[str, Any]:
+        """The SDK's WorkflowRun dict; with reveal, secrets are real."""
+        metadata = self.secret_metadata if reveal and self.secret_metadata is not None else self.additional_metadata
+        options: dict[str, Any] = {"additional_metadata": metadata}
+        if self.priority is not None:
+            options["priority"] = self.priority
+        data = self.secret_input if reveal and self.secret_input is not None else self.input
+        return {"workflow_name": self.workflow_name, "input": data, "options": options}
+
+
+def content_digest(workflow_name: str, input: dict[str, Any], metadata: dict[str, str]) -> str:
+    canonical = json.dumps([workflow_name, input, metadata], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
