@@ -25,18 +25,19 @@ class Reconciled:
 
 
 def unsettled(ledger: Ledger, target: Target, manifests: Collection[str]) -> list[LedgerEntry]:
-    return [e for e in ledger.entries(target, manifests) if e.state in ("pending", "unknown")]
+    """The rows of these manifests left pending or unknown (the database filters them: no scan in Python)."""
+    return list(ledger.entries(target, manifests, states=("pending", "unknown")))
 
 
 def reconcile(
-    ledger: Ledger, target: Target, conn: Connection, manifests: Collection[str], grace: float = 5.0
+    ledger: Ledger, target: Target, conn: Connection, rows: list[LedgerEntry], grace: float = 5.0
 ) -> Reconciled:
-    """Adopt the unsettled runs found in the engine; mark the others `unknown` (a pending row after a crash).
+    """Adopt the unsettled `rows` (see `unsettled`) found in the engine; mark the others `unknown` (a pending row
+    after a crash).
 
     Rows touched less than `grace` seconds ago are left pending when not found: a call sent by a process that
     just died may still be committing on the engine."""
     report = Reconciled()
-    rows = unsettled(ledger, target, manifests)
     if not rows:
         return report
     by_manifest: dict[str, dict[str, LedgerEntry]] = defaultdict(dict)

@@ -60,10 +60,13 @@ def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float 
     """Reconcile runs left pending or unknown by an earlier apply, and say what is still unknown.
 
     `lock_wait` None: the caller holds the target's lock already."""
-    if not unsettled(ledger, conn.target, names):
+    rows = unsettled(ledger, conn.target, names)
+    if not rows:
         return
     with target_lock(ledger, conn.target, lock_wait) if lock_wait is not None else contextlib.nullcontext():
-        report = reconcile(ledger, conn.target, conn, names, grace)
+        if lock_wait is not None:  # another apply may have settled them while we waited
+            rows = unsettled(ledger, conn.target, names)
+        report = reconcile(ledger, conn.target, conn, rows, grace)
     if report.adopted:
         click.echo(f"reconciled: {report.adopted} run(s) of unknown fate were found in the engine", err=True)
     for error in report.errors:

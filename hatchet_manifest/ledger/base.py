@@ -236,23 +236,34 @@ class Ledger(ABC):
         """(digest, run_id, state) of the recorded keys among `keys` (at most BATCH), in one query."""
 
     @abstractmethod
-    def _page(self, target: Target, after: str | None, manifests: list[str] | None, limit: int) -> list[LedgerEntry]:
+    def _page(
+        self,
+        target: Target,
+        after: str | None,
+        manifests: list[str] | None,
+        limit: int,
+        states: list[str] | None = None,
+    ) -> list[LedgerEntry]:
         """Up to `limit` entries with key > `after`, in key order (byte order of UTF-8, on every backend)."""
 
     @abstractmethod
     def count(self, target: Target) -> int: ...
 
-    def entries(self, target: Target, manifests: Collection[str] | None = None) -> Iterator[LedgerEntry]:
-        """Every entry of the target (of those manifests only, if given), streamed in key order, a page at a time.
+    def entries(
+        self, target: Target, manifests: Collection[str] | None = None, states: Collection[RunState] | None = None
+    ) -> Iterator[LedgerEntry]:
+        """Every entry of the target (of those manifests and states only, if given), streamed in key order, a page
+        at a time; the filters run in the database.
 
         No transaction stays open between pages, so the caller may write to the ledger while iterating.
         """
         wanted = None if manifests is None else sorted(set(manifests))
-        if wanted == []:
+        in_states: list[str] | None = None if states is None else sorted(set(states))
+        if wanted == [] or in_states == []:
             return
         after: str | None = None
         while True:
-            page = self._page(target, after, wanted, BATCH)
+            page = self._page(target, after, wanted, BATCH, in_states)
             yield from page
             if len(page) < BATCH:
                 return

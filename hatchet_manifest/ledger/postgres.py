@@ -325,7 +325,14 @@ class PostgresLedger(Ledger):
 
         return self._call(body, write=False)
 
-    def _page(self, target: Target, after: str | None, manifests: list[str] | None, limit: int) -> list[LedgerEntry]:
+    def _page(
+        self,
+        target: Target,
+        after: str | None,
+        manifests: list[str] | None,
+        limit: int,
+        states: list[str] | None = None,
+    ) -> list[LedgerEntry]:
         def body(conn: psycopg.Connection[Any]) -> list[LedgerEntry]:
             target_id = self._known_target_id(conn, target)
             if target_id is None:
@@ -338,6 +345,9 @@ class PostgresLedger(Ledger):
             if manifests is not None:
                 sql += " AND manifest = ANY(%s::text[])"
                 params.append(text_array(manifests))
+            if states is not None:
+                sql += " AND state = ANY(%s::text[])"
+                params.append(text_array(states))
             sql += " ORDER BY key LIMIT %s"
             params.append(limit)
             return [_entry(row) for row in conn.execute(sql, params)]

@@ -305,7 +305,14 @@ class SqliteLedger(Ledger):
             )
             return {key: (digest, run_id, state) for key, digest, run_id, state in rows}
 
-    def _page(self, target: Target, after: str | None, manifests: list[str] | None, limit: int) -> list[LedgerEntry]:
+    def _page(
+        self,
+        target: Target,
+        after: str | None,
+        manifests: list[str] | None,
+        limit: int,
+        states: list[str] | None = None,
+    ) -> list[LedgerEntry]:
         with self._read() as conn:
             target_id = self._known_target_id(conn, target)
             if target_id is None:
@@ -318,6 +325,9 @@ class SqliteLedger(Ledger):
             if manifests is not None:
                 sql += " AND manifest IN (SELECT value FROM json_each(?))"
                 params.append(json.dumps(manifests))
+            if states is not None:
+                sql += " AND state IN (SELECT value FROM json_each(?))"
+                params.append(json.dumps(states))
             sql += " ORDER BY key LIMIT ?"
             params.append(limit)
             return [_entry(row) for row in conn.execute(sql, params)]

@@ -310,3 +310,14 @@ def test_record_pending_replaces_submitted_rows_only_when_asked(ledger: Ledger) 
         ledger.record_pending(T, pending("a", digest="d3"), replace_submitted=True)
     ledger.record_submitted(T, [("a", "run-a2")])
     assert states(ledger)["a"] == ("submitted", "run-a2")
+
+
+def test_entries_filter_by_state_in_the_database(ledger: Ledger) -> None:
+    ledger.record_pending(T, pending("a", "b", "c", "d", manifest="m1") + pending("e", manifest="m2"))
+    ledger.record_submitted(T, [("a", "run-a")])
+    ledger.record_failed(T, ["b"], "refused")
+    ledger.record_unknown(T, ["c", "e"], "timeout")
+    assert [e.key for e in ledger.entries(T, states=("pending", "unknown"))] == ["c", "d", "e"]
+    assert [e.key for e in ledger.entries(T, ["m1"], states=("pending", "unknown"))] == ["c", "d"]
+    assert [e.key for e in ledger.entries(T, states=("submitted",))] == ["a"]
+    assert list(ledger.entries(T, states=())) == []
