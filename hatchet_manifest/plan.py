@@ -7,8 +7,6 @@ that what was removed from git can be listed at the end.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -17,33 +15,12 @@ from typing import Any, Literal, Protocol
 from hatchet_client.config import apply_namespace
 
 from hatchet_manifest.keyset import KeySet
-from hatchet_manifest.rendered import RenderedRun
+from hatchet_manifest.rendered import RenderedRun, content_digest
 
 Action = Literal["create", "changed", "unchanged", "removed", "unknown"]
 ACTIONS: tuple[Action, ...] = ("create", "changed", "unchanged", "removed", "unknown")
 SYMBOLS: dict[Action, str] = {"create": "+", "changed": "~", "unchanged": "=", "removed": "-", "unknown": "?"}
 BATCH = 1000
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-_C_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
-
-
-def _canonical_encoder() -> Callable[[Any], str]:
-    """_ENCODER.encode, without its per-call Python layers when the C encoder is there (same text: the digest
-    of a run never changes). Rendered values cannot be circular, so no circular check is needed."""
-    if _C_MAKE_ENCODER is None:
-        return _ENCODER.encode
-    c_encode = _C_MAKE_ENCODER(
-        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, True
-    )
-
-    def encode(value: Any) -> str:
-        return "".join(c_encode(value, 0))
-
-    return encode
-
-
-_canonical = _canonical_encoder()
 
 
 def run_digest(run: RenderedRun, namespace: str = "") -> str:
@@ -51,8 +28,7 @@ def run_digest(run: RenderedRun, namespace: str = "") -> str:
 
     `namespace` is normalised already (hatchet_client.config.normalize_namespace)."""
     name = apply_namespace(run.workflow_name, namespace) if namespace else run.workflow_name
-    text = _canonical([name, run.input, run.additional_metadata])
-    return hashlib.sha256(text.encode()).hexdigest()
+    return content_digest(name, run.input, run.additional_metadata)
 
 
 @dataclass(frozen=True, slots=True)

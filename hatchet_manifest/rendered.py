@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,29 @@ class RenderedRun:
         return {"workflow_name": self.workflow_name, "input": data, "options": options}
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_C_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _canonical_encoder() -> Callable[[Any], str]:
+    """_ENCODER.encode, without its per-call Python layers when the C encoder is there (same text: the digest
+    of a run never changes). Rendered values cannot be circular, so no circular check is needed."""
+    if _C_MAKE_ENCODER is None:
+        return _ENCODER.encode
+    c_encode = _C_MAKE_ENCODER(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, True
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(c_encode(value, 0))
+
+    return encode
+
+
+_canonical = _canonical_encoder()
+
+
 def content_digest(workflow_name: str, input: dict[str, Any], metadata: dict[str, str]) -> str:
-    canonical = json.dumps([workflow_name, input, metadata], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    """sha256 of the canonical JSON (sorted keys, compact, UTF-8) of a run's name, input and metadata: the
+    digest plans compare, and the tail of default keys."""
+    return hashlib.sha256(_canonical([workflow_name, input, metadata]).encode()).hexdigest()
