@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import tempfile
 from collections import Counter
@@ -134,11 +135,7 @@ def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, wa
 def plan_against_base(rargs: RenderArgs, renderer: Renderer, base: str, names: list[str]) -> Plan:
     with tempfile.TemporaryDirectory(prefix="hatchet-manifest-base-") as tmp:
         paths = checkout_paths(base, list(rargs.paths), Path(tmp))
-        base_manifests = (
-            RenderArgs(tuple(paths), *[getattr(rargs, f) for f in list(rargs.__dataclass_fields__)[1:]]).load()
-            if paths
-            else []
-        )
+        base_manifests = dataclasses.replace(rargs, paths=tuple(paths)).load() if paths else []
         base_renderer = Renderer(base_manifests, renderer.values, renderer.limits, schema_dir=None)
         baseline = RenderedBaseline(base_renderer.runs())
     return Plan(renderer.runs(), baseline, names)
