@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hatchet_client import AdminClient, ChunkOutcome, WorkflowRun
 from hatchet_client.errors import HatchetClientError
@@ -21,6 +21,9 @@ from hatchet_manifest.errors import HatchetManifestError
 from hatchet_manifest.ledger import Ledger, PendingRow, Target
 from hatchet_manifest.plan import Known, PlannedRun
 from hatchet_manifest.rendered import RenderedRun
+
+if TYPE_CHECKING:
+    from hatchet_manifest.spool import Spool
 
 STAMP_KEY = "hatchet-manifest/key"
 STAMP_MANIFEST = "hatchet-manifest/manifest"
@@ -52,16 +55,6 @@ class ApplyOptions:
 
 
 @dataclass
-class Progress:
-    planned: int = 0  # planned runs consumed so far
-    sent: int = 0
-    submitted: int = 0
-    failed: int = 0
-    unknown: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-
-@dataclass
 class ApplyResult:
     counts: dict[str, int] = field(default_factory=dict)  # plan actions seen
     submitted: int = 0
@@ -74,6 +67,11 @@ class ApplyResult:
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
+
+    @property
+    def done(self) -> int:
+        """Runs whose outcome is known so far."""
+        return self.submitted + self.failed + self.unknown
 
     @property
     def exit_code(self) -> int:
@@ -169,7 +167,7 @@ class Executor:
         target: Target,
         admin: AdminClient,
         options: ApplyOptions | None = None,
-        on_progress: Callable[[Progress], None] | None = None,
+        on_progress: Callable[[ApplyResult], None] | None = None,
         result: ApplyResult | None = None,
     ) -> None:
         """`result`: the one `select` counted the plan into, to be completed with the outcomes."""
@@ -178,7 +176,6 @@ class Executor:
         self.admin = admin
         self.options = options or ApplyOptions()
         self.on_progress = on_progress
-        self.progress = Progress()
         self.result = result if result is not None else ApplyResult()
         self._crash = _crash_point()
         self._recorded: set[int] = set()
@@ -220,24 +217,22 @@ class Executor:
             if _why(outcome) not in r.errors:
                 r.errors.append(_why(outcome))
         self._recorded.add(outcome.seq)
-        self.progress.submitted, self.progress.failed, self.progress.unknown = r.submitted, r.failed, r.unknown
         if self.on_progress is not None:
-            self.on_progress(self.progress)
+            self.on_progress(r)
 
-    def run(self, runs: Iterable[tuple[Tag, bytes]]) -> ApplyResult:
-        """Submit the selected runs, encoded by the admin client's encoder (see Spool); returns the result (its
+    def run(self, spool: Spool) -> ApplyResult:
+        """Submit the runs of a spool (selected and encoded before anything is sent); returns the result (its
         exit_code says how it went, Ctrl-C included)."""
         opts = self.options
         started = time.monotonic()
-        chunks = getattr(runs, "chunks", None)  # a Spool stores its runs in the chunks they are sent in
-        grouped = chunks(opts.batch_size) if callable(chunks) else None
+        chunks = spool.chunks(opts.batch_size)  # stored as they are sent, unless spooled for another batch size
         submission = (
             self.admin.submit_chunks(
-                grouped, concurrency=opts.concurrency, before_send=self._before_send, timeout=opts.call_timeout
+                chunks, concurrency=opts.concurrency, before_send=self._before_send, timeout=opts.call_timeout
             )
-            if grouped is not None
+            if chunks is not None
             else self.admin.submit_encoded(
-                runs,
+                spool,
                 batch_size=opts.batch_size,
                 concurrency=opts.concurrency,
                 before_send=self._before_send,

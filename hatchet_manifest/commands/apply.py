@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from hatchet_manifest.apply import ApplyOptions, ApplyResult, Executor, Progress, select
+from hatchet_manifest.apply import ApplyOptions, ApplyResult, Executor, select
 from hatchet_manifest.commands.diff import emit, lookup_warnings, settle, target_plan
 from hatchet_manifest.commands.options import RenderArgs, render_options
 from hatchet_manifest.commands.session import TargetArgs, target_lock, target_options, why_target
@@ -167,15 +167,12 @@ def command(
                 confirm(count, conn.describe(), yes)
                 bar = ProgressBar(count, sys.stderr)
 
-                def progress(p: Progress) -> None:
-                    bar.update(p.submitted + p.failed + p.unknown, p.failed, p.unknown)
+                def progress(r: ApplyResult, final: bool = False) -> None:
+                    bar.update(r.done, r.failed, r.unknown, final)
 
-                executor = Executor(ledger, target, conn.hatchet.admin, options, progress, result)
                 if count:
-                    executor.run(spool)
-                    bar.update(
-                        result.submitted + result.failed + result.unknown, result.failed, result.unknown, final=True
-                    )
+                    Executor(ledger, target, conn.hatchet.admin, options, progress, result).run(spool)
+                    progress(result, final=True)
     report(result, output)
     ctx.exit(result.exit_code)
 
