@@ -101,6 +101,7 @@ def run_row(d: dict[str, Any]) -> dict[str, Any]:
 
 # -- plans ---------------------------------------------------------------------------------------------------
 
+SYMBOLS = {"create": "+", "changed": "~", "unchanged": "=", "removed": "-", "unknown": "?"}  # as Terraform's plan
 _COLORS = {"create": "32", "changed": "33", "removed": "31", "unknown": "35", "unchanged": "2"}
 
 
@@ -109,8 +110,6 @@ def use_color(stream: TextIO) -> bool:
 
 
 def plan_line(record: dict[str, Any], color: bool) -> str:
-    from hatchet_manifest.plan import SYMBOLS
-
     action = record["action"]
     text = f"{SYMBOLS[action]} {record['key']}  {record.get('workflow_name') or ''}"
     if action in ("create", "changed") and record.get("input") is not None:

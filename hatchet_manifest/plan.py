@@ -19,7 +19,6 @@ from hatchet_manifest.rendered import RenderedRun, content_digest
 
 Action = Literal["create", "changed", "unchanged", "removed", "unknown"]
 ACTIONS: tuple[Action, ...] = ("create", "changed", "unchanged", "removed", "unknown")
-SYMBOLS: dict[Action, str] = {"create": "+", "changed": "~", "unchanged": "=", "removed": "-", "unknown": "?"}
 BATCH = 1000
 
 
