@@ -8,7 +8,7 @@ that what was removed from git can be listed at the end.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -206,8 +206,10 @@ class Plan:
                 yield PlannedRun("removed", k.key, k.digest, None, k)
 
 
-def summary_line(summary: Counter[str]) -> str:
+def summary_line(summary: Mapping[str, int]) -> str:
+    """`Plan: 3 to create, 1 changed, ...` from counts by action (missing actions count 0)."""
+    n = {a: summary.get(a, 0) for a in ACTIONS}
     return (
-        f"Plan: {summary['create']} to create, {summary['changed']} changed, {summary['unchanged']} unchanged, "
-        f"{summary['removed']} removed, {summary['unknown']} unknown."
+        f"Plan: {n['create']} to create, {n['changed']} changed, {n['unchanged']} unchanged, "
+        f"{n['removed']} removed, {n['unknown']} unknown."
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +159,7 @@ def command(
                     count = spool_parallel(renderer, planned, spool, options, result, pool, conn.config.namespace)
                 else:
                     count = spool.write(select(planned, options, result))  # renders and validates everything
-                click.echo(summary_line(_summary(result)), err=True)
+                click.echo(summary_line(result.counts), err=True)
                 if lookup is not None:
                     lookup_warnings(planned, lookup, known_rows, targs.warn_age)
                     lookup.close()
@@ -182,7 +181,3 @@ def _workers(renderer: Renderer | None, workers: int, threshold: int) -> int:
     if renderer is None or renderer.prepare() < threshold or not sys.executable:
         return 1
     return workers or auto_workers()
-
-
-def _summary(result: ApplyResult) -> Counter[str]:
-    return Counter({a: result.counts.get(a, 0) for a in ("create", "changed", "unchanged", "removed", "unknown")})
