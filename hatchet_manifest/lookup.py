@@ -34,18 +34,46 @@ class LookupReport:
     stamped: dict[str, int] = field(default_factory=dict)  # manifest -> stamped runs in the engine
 
 
-class EngineLookup:
-    """Answers "is this key in the engine?" per manifest, adopting what it finds."""
+# Up to this many keys of a manifest are asked about one by one (both stamps, AND); more load the manifest's
+# whole listing once. An apply that adds a few runs to a manifest of a million must not list the million.
+FEW_KEYS = 20
 
-    def __init__(self, conn: Connection, ledger: Ledger, target: Target, since: datetime) -> None:
+
+class StampIndex:
+    """Finds runs in the engine by their stamps, through the REST run listing, per manifest."""
+
+    def __init__(self, conn: Connection, since: datetime) -> None:
         self.conn = conn
-        self.ledger = ledger
-        self.target = target
         self.since = since
-        self.report = LookupReport()
+        self.stamped: dict[str, int] = {}  # manifest -> stamped runs in the engine (for loaded manifests)
+        self.oldest: dict[str, datetime] = {}  # manifest -> its oldest stamped run (for loaded manifests)
         self._db = sqlite3.connect("", isolation_level=None)
         self._db.execute("CREATE TABLE idx (manifest TEXT, key TEXT, run_id TEXT, PRIMARY KEY (manifest, key))")
-        self._loaded: set[str] = set()
+
+    def find(self, manifest: str, keys: Sequence[str]) -> dict[str, str]:
+        """key -> run id of the runs of `manifest` with these keys in the engine (the first one per key)."""
+        try:
+            if manifest not in self.stamped and len(keys) <= FEW_KEYS:
+                return self._one_by_one(manifest, keys)
+            if manifest not in self.stamped:
+                self._load(manifest)
+        except HatchetClientError as exc:
+            raise LookupError_(
+                f"could not list the runs of manifest {manifest!r} in the engine: {exc} "
+                "(--no-engine-lookup plans from the ledger alone)"
+            ) from None
+        if not self.stamped[manifest] or not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        sql = f"SELECT key, run_id FROM idx WHERE manifest = ? AND key IN ({marks})"
+        return dict(self._db.execute(sql, [manifest, *keys]).fetchall())
+
+    def _one_by_one(self, manifest: str, keys: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for key in keys:
+            for run in self.conn.hatchet.list_runs({STAMP_MANIFEST: manifest, STAMP_KEY: key}, "AND", since=self.since):
+                found.setdefault(key, run.run_id)
+        return found
 
     def _load(self, manifest: str) -> None:
         rows: list[tuple[str, str, str]] = []
@@ -65,18 +93,27 @@ class EngineLookup:
                 if len(rows) == 1000:
                     self._db.executemany("INSERT OR IGNORE INTO idx VALUES (?,?,?)", rows)
                     rows.clear()
-        except HatchetClientError as exc:
+            self._db.executemany("INSERT OR IGNORE INTO idx VALUES (?,?,?)", rows)
+        except BaseException:
             self._db.execute("ROLLBACK")
-            raise LookupError_(
-                f"could not list the runs of manifest {manifest!r} in the engine: {exc} "
-                "(--no-engine-lookup plans from the ledger alone)"
-            ) from None
-        self._db.executemany("INSERT OR IGNORE INTO idx VALUES (?,?,?)", rows)
+            raise
         self._db.execute("COMMIT")
-        self._loaded.add(manifest)
-        self.report.stamped[manifest] = count
+        self.stamped[manifest] = count
         if oldest is not None:
-            self.report.oldest[manifest] = oldest
+            self.oldest[manifest] = oldest
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class EngineLookup:
+    """Answers "is this key in the engine?" for runs the ledger does not know, adopting what it finds."""
+
+    def __init__(self, conn: Connection, ledger: Ledger, target: Target, since: datetime) -> None:
+        self.ledger = ledger
+        self.target = target
+        self.index = StampIndex(conn, since)
+        self.report = LookupReport(stamped=self.index.stamped, oldest=self.index.oldest)
 
     def __call__(self, missing: Sequence[tuple[RunIdentity, str]]) -> dict[str, Known]:
         """Runs (with their digests) the ledger does not know -> those found in the engine, adopted."""
@@ -85,17 +122,7 @@ class EngineLookup:
             by_manifest[run.manifest].append((run, digest))
         found: dict[str, Known] = {}
         for manifest, items in by_manifest.items():
-            if manifest not in self._loaded:
-                self._load(manifest)
-            if not self.report.stamped.get(manifest):  # the engine holds no stamped run of this manifest
-                continue
-            keys = [run.key for run, _ in items]
-            marks = ",".join("?" * len(keys))
-            ids = dict(
-                self._db.execute(
-                    f"SELECT key, run_id FROM idx WHERE manifest = ? AND key IN ({marks})", [manifest, *keys]
-                ).fetchall()
-            )
+            ids = self.index.find(manifest, [run.key for run, _ in items])
             adopted = [
                 AdoptedRow(run.key, digest, manifest, run.file, ids[run.key]) for run, digest in items if run.key in ids
             ]
@@ -107,7 +134,7 @@ class EngineLookup:
         return found
 
     def close(self) -> None:
-        self._db.close()
+        self.index.close()
 
 
 def _parse_time(text: str) -> datetime | None:

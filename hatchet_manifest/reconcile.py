@@ -7,10 +7,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from hatchet_client.errors import HatchetClientError
-
-from hatchet_manifest.apply import STAMP_KEY, STAMP_MANIFEST
 from hatchet_manifest.ledger import AdoptedRow, Ledger, LedgerEntry, Target
+from hatchet_manifest.lookup import LookupError_, StampIndex
 from hatchet_manifest.target import Connection
 
 # Runs are looked up from a little before the oldest unsettled row was recorded (clock skew, slow writes).
@@ -43,29 +41,27 @@ def reconcile(
     by_manifest: dict[str, dict[str, LedgerEntry]] = defaultdict(dict)
     for e in rows:
         by_manifest[e.manifest][e.key] = e
-    for manifest, wanted in by_manifest.items():
-        since = min(e.created_at for e in wanted.values()) - SLACK
-        found: dict[str, str] = {}
-        try:
-            for run in conn.hatchet.list_runs({STAMP_MANIFEST: manifest}, "AND", since=since):
-                key = run.additional_metadata.get(STAMP_KEY)
-                if isinstance(key, str) and key in wanted and key not in found:
-                    found[key] = run.run_id
-        except HatchetClientError as exc:
-            report.errors.append(f"could not look up the runs of manifest {manifest!r} in the engine: {exc}")
-            report.still_unknown.extend(wanted)
-            continue
-        if found:
-            ledger.adopt(
-                target, [AdoptedRow(k, wanted[k].digest, manifest, wanted[k].file, rid) for k, rid in found.items()]
-            )
-            report.adopted += len(found)
-        missing = [k for k in wanted if k not in found]
-        recent = datetime.now(UTC) - timedelta(seconds=grace)
-        pending = [k for k in missing if wanted[k].state == "pending" and wanted[k].updated_at <= recent]
-        if pending:
-            ledger.record_unknown(
-                target, pending, "not confirmed before the apply stopped, and not found in the engine"
-            )
-        report.still_unknown.extend(missing)
+    recent = datetime.now(UTC) - timedelta(seconds=grace)
+    index = StampIndex(conn, since=min(e.created_at for e in rows) - SLACK)
+    try:
+        for manifest, wanted in by_manifest.items():
+            try:
+                found = index.find(manifest, list(wanted))
+            except LookupError_ as exc:
+                report.errors.append(str(exc))
+                report.still_unknown.extend(wanted)
+                continue
+            if found:
+                adopted = [AdoptedRow(k, wanted[k].digest, manifest, wanted[k].file, rid) for k, rid in found.items()]
+                ledger.adopt(target, adopted)
+                report.adopted += len(found)
+            missing = [k for k in wanted if k not in found]
+            pending = [k for k in missing if wanted[k].state == "pending" and wanted[k].updated_at <= recent]
+            if pending:
+                ledger.record_unknown(
+                    target, pending, "not confirmed before the apply stopped, and not found in the engine"
+                )
+            report.still_unknown.extend(missing)
+    finally:
+        index.close()
     return report

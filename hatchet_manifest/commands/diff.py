@@ -107,7 +107,7 @@ def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, wa
     report = lookup.report
     adopted = sum(report.adopted.values())
     stamped = sum(report.stamped.values())
-    if known_rows == 0 and stamped:
+    if known_rows == 0 and (stamped or adopted):
         click.echo(
             f"warning: the ledger had no record of this target, but the engine holds runs stamped by "
             f"hatchet-manifest; {adopted} were adopted. Share one ledger between CI jobs "

@@ -146,3 +146,42 @@ def test_two_concurrent_applies_on_one_postgres_ledger(
     keys = stored_keys(engine)
     assert len(keys) == 500 + 12
     assert [k for k, n in keys.items() if n > 1] == []
+
+
+def test_stamp_lookups_one_by_one_and_by_listing_agree(manifests: Path, engine: dict[str, str]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from hatchet_manifest.lookup import FEW_KEYS, StampIndex
+    from hatchet_manifest.target import connect
+
+    applied = run(
+        engine,
+        manifests,
+        "apply",
+        "manifests/bulk-parent.yaml",
+        "--set",
+        "count=60",
+        "--yes",
+        "--engine",
+        "remote",
+        "--state-dir",
+        "s",
+    )
+    assert applied.returncode == 0, applied.stderr
+    store = RunStore(engine["ENGINE_DB"])
+    try:
+        ids = {r.additional_metadata["hatchet-manifest/key"]: r.run_id for r in store.list_runs()}
+    finally:
+        store.close()
+    few = ["bulk-parent-3", "bulk-parent-59", "absent"]
+    many = [f"bulk-parent-{i}" for i in range(0, 60, 2)] + ["absent"]
+    assert len(few) <= FEW_KEYS < len(many)
+    with connect("remote", manifests / "s", environ=engine) as conn:
+        index = StampIndex(conn, datetime.now(UTC) - timedelta(hours=1))
+        try:
+            assert index.find("bulk-parent", few) == {k: ids[k] for k in few[:2]}
+            assert "bulk-parent" not in index.stamped  # asked key by key: the listing was not read
+            assert index.find("bulk-parent", many) == {k: ids[k] for k in many[:-1]}
+            assert index.stamped["bulk-parent"] == 60
+        finally:
+            index.close()
