@@ -135,14 +135,8 @@ def wanted(action: str, known: Known | None, options: ApplyOptions, result: Appl
 
 def wire_run(r: RenderedRun, key: str, stamp: bool) -> WorkflowRun:
     """The run as sent: real secrets, and the stamps unless turned off."""
-    metadata = r.secret_metadata if r.secret_metadata is not None else r.additional_metadata
-    if stamp:
-        metadata = {**metadata, STAMP_KEY: key, STAMP_MANIFEST: r.manifest}
-    run_options: dict[str, Any] = {"additional_metadata": metadata}
-    if r.priority is not None:
-        run_options["priority"] = r.priority
-    data = r.secret_input if r.secret_input is not None else r.input
-    return {"workflow_name": r.workflow_name, "input": data, "options": run_options}  # type: ignore[typeddict-item]
+    stamps = {STAMP_KEY: key, STAMP_MANIFEST: r.manifest} if stamp else None
+    return r.workflow_run(reveal=True, stamps=stamps)  # type: ignore[return-value]
 
 
 def select(

@@ -41,7 +41,3 @@ class ConfigError(HatchetManifestError):
 
 class LedgerError(HatchetManifestError):
     """The ledger cannot be read, written or locked."""
-
-
-class SubmitError(HatchetManifestError):
-    """Submission failed; `exit_code` says whether anything was submitted."""

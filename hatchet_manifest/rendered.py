@@ -48,9 +48,11 @@ class RenderedRun:
             options["priority"] = self.priority
         return {"key": self.key, "workflow_name": self.workflow_name, "input": self.input, "options": options}
 
-    def workflow_run(self, reveal: bool = False) -> dict[str, Any]:
-        """The SDK's WorkflowRun dict; with reveal, secrets are real."""
+    def workflow_run(self, reveal: bool = False, stamps: dict[str, str] | None = None) -> dict[str, Any]:
+        """The SDK's WorkflowRun dict; with reveal, secrets are real; `stamps` are added to the metadata."""
         metadata = self.secret_metadata if reveal and self.secret_metadata is not None else self.additional_metadata
+        if stamps:
+            metadata = {**metadata, **stamps}
         options: dict[str, Any] = {"additional_metadata": metadata}
         if self.priority is not None:
             options["priority"] = self.priority
