@@ -106,3 +106,19 @@ def stop_worker(proc: subprocess.Popen[str]) -> None:
     for pipe in (proc.stdin, proc.stdout, proc.stderr):
         if pipe is not None and not pipe.closed:
             pipe.close()
+
+
+def run_together(workers: list[subprocess.Popen[str]], timeout: float) -> list[tuple[str, str]]:
+    """Wait until every worker says "ready", tell them all "go" at once, and collect (stdout, stderr); the workers
+    are stopped whatever happens."""
+    try:
+        for worker in workers:
+            assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        return [worker.communicate(timeout=timeout) for worker in workers]
+    finally:
+        for worker in workers:
+            stop_worker(worker)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hatchet_manifest.ledger import Ledger, Target
-from tests.ledger.conftest import spawn_worker, stop_worker
+from tests.ledger.conftest import run_together, spawn_worker
 
 T = Target("tenant", "127.0.0.1:7070")
 KEYS = 600
@@ -20,17 +20,7 @@ def test_each_key_is_won_by_exactly_one_process(ledger_url: str, tmp_path: Path,
         spawn_worker("race", ledger_url, str(tmp_path / "state"), T.tenant_id, T.address, str(KEYS), str(batch), seed)
         for seed in ("1", "2")
     ]
-    try:
-        for worker in workers:
-            assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
-        for worker in workers:
-            assert worker.stdin is not None
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
-        outputs = [worker.communicate(timeout=120) for worker in workers]
-    finally:
-        for worker in workers:
-            stop_worker(worker)
+    outputs = run_together(workers, timeout=120)
     assert [w.returncode for w in workers] == [0, 0], [err for _, err in outputs]
     results = [json.loads(out) for out, _ in outputs]
     first, second = (set(r["won"]) for r in results)

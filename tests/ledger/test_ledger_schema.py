@@ -11,7 +11,7 @@ from hatchet_manifest.errors import LedgerError
 from hatchet_manifest.ledger import Ledger, PendingRow, Target, migrations
 from hatchet_manifest.ledger.postgres import PostgresLedger
 from hatchet_manifest.ledger.sqlite import SqliteLedger
-from tests.ledger.conftest import FakeClock, OpenLedger, spawn_worker, stop_worker
+from tests.ledger.conftest import FakeClock, OpenLedger, run_together, spawn_worker
 
 T = Target("tenant", "127.0.0.1:7070")
 
@@ -106,17 +106,7 @@ def test_a_newer_schema_is_a_clear_error(ledger_url: str, open_store: OpenLedger
 
 def test_processes_opening_a_fresh_ledger_at_once_all_succeed(ledger_url: str, tmp_path: Path) -> None:
     workers = [spawn_worker("migrate", ledger_url, str(tmp_path / "state")) for _ in range(3)]
-    try:
-        for worker in workers:
-            assert worker.stdout is not None and worker.stdout.readline() == "ready\n"
-        for worker in workers:
-            assert worker.stdin is not None
-            worker.stdin.write("go\n")
-            worker.stdin.flush()
-        outputs = [worker.communicate(timeout=60) for worker in workers]
-    finally:
-        for worker in workers:
-            stop_worker(worker)
+    outputs = run_together(workers, timeout=60)
     assert [(w.returncode, out) for w, (out, _) in zip(workers, outputs, strict=True)] == [(0, "1\n")] * 3, outputs
     rows = raw(ledger_url, f"SELECT version FROM {migrations.VERSION_TABLE}")
     assert rows == [(1,)]
