@@ -12,12 +12,13 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.net import free_port
 
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 
@@ -47,12 +48,6 @@ def find_pg_bindir() -> Path | None:
         if all((candidate / name).is_file() for name in SERVER_BINARIES):
             return candidate
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PgServer:
@@ -86,7 +81,7 @@ class PgServer:
     def start(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", self.user, "--auth=trust", "-E", "UTF8", "--no-locale", "-N")
         for attempt in range(3):  # the free port may be taken between our probe and the server's bind
-            self.port = _free_port()
+            self.port = free_port()
             options = (
                 f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                 "-c full_page_writes=off -c max_connections=50"

@@ -16,6 +16,7 @@ import pytest
 from hatchet_client.engine import RunStore
 
 from tests.conftest import ROOT
+from tests.net import free_port
 
 
 @pytest.fixture(autouse=True)
@@ -50,13 +51,6 @@ def engine_runs(state_dir: Path) -> list[dict[str, object]]:
         store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def cli_args(*args: str) -> list[str]:
     return [sys.executable, "-m", "hatchet_manifest", *args]
 
@@ -65,7 +59,7 @@ def cli_args(*args: str) -> list[str]:
 def engine(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A served engine; yields the environment an apply needs to use it as a remote Hatchet."""
     db = tmp_path / "engine" / "engine.db"
-    port, rest = _free_port(), _free_port()
+    port, rest = free_port(), free_port()
     log = (tmp_path / "engine.log").open("wb")
     proc = subprocess.Popen(
         cli_args("engine", "serve", "--port", str(port), "--rest-port", str(rest), "--db", str(db)),

@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from hatchet_client._proto import workflows_pb2_grpc
 from hatchet_client.engine import Engine, RunStore
 
 from hatchet_manifest.cli import cli
+from tests.net import free_port
 
 
 def _claims(token: str) -> dict[str, Any]:
@@ -107,17 +107,11 @@ def test_runs_without_a_database_is_an_error(tmp_path: Path) -> None:
     assert "no engine database at" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_runs_until_a_signal_stops_it(tmp_path: Path, req: Any, as_auth: Any, sig: signal.Signals) -> None:
     db = tmp_path / "served.db"
-    port = _free_port()
-    rest_port = _free_port()
+    port = free_port()
+    rest_port = free_port()
     args = ["engine", "serve", "--db", str(db), "--port", str(port), "--rest-port", str(rest_port)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "hatchet_manifest", *args],
