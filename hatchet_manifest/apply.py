@@ -62,6 +62,7 @@ class ApplyResult:
     unknown: int = 0
     skipped_changed: int = 0
     skipped_unknown: int = 0
+    skipped_unknown_keys: list[str] = field(default_factory=list)  # fate still unknown: listed, exit code 3
     failed_keys: list[str] = field(default_factory=list)
     unknown_keys: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -77,10 +78,10 @@ class ApplyResult:
     def exit_code(self) -> int:
         if self.interrupted:
             return EXIT_INTERRUPTED
-        if not self.failed and not self.unknown and not self.errors:
+        if not self.failed and not self.unknown and not self.skipped_unknown and not self.errors:
             return EXIT_OK
-        if self.submitted or self.unknown:
-            return EXIT_PARTIAL
+        if self.submitted or self.unknown or self.skipped_unknown:
+            return EXIT_PARTIAL  # some declared runs may not be in the engine: never "all submitted"
         return EXIT_ERROR
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,6 +92,7 @@ class ApplyResult:
             "unknown": self.unknown,
             "skipped_changed": self.skipped_changed,
             "skipped_unknown": self.skipped_unknown,
+            "skipped_unknown_keys": self.skipped_unknown_keys,
             "failed_keys": self.failed_keys,
             "unknown_keys": self.unknown_keys,
             "errors": self.errors,
@@ -130,6 +132,8 @@ def wanted(action: str, known: Known | None, options: ApplyOptions, result: Appl
         if options.resubmit_unknown and known is not None and known.state == "unknown":
             return True
         result.skipped_unknown += 1
+        if known is not None and len(result.skipped_unknown_keys) < KEEP_KEYS:
+            result.skipped_unknown_keys.append(known.key)
     return False
 
 

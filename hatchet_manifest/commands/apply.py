@@ -38,6 +38,7 @@ def report(result: ApplyResult, output: str) -> None:
     for kind, keys, total in (
         ("failed", result.failed_keys, result.failed),
         ("unknown", result.unknown_keys, result.unknown),
+        ("unknown, not sent again (--resubmit-unknown sends it)", result.skipped_unknown_keys, result.skipped_unknown),
     ):
         for key in keys:
             click.echo(f"  {kind}: {key}")
