@@ -16,6 +16,7 @@ from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Target
 
 EngineMode = Literal["auto", "embedded", "remote"]
+CLOSE_WAIT = 5.0  # seconds the gRPC channel gets to close before the command exits anyway
 
 
 @dataclass
@@ -41,7 +42,7 @@ class Connection:
 
     def close(self) -> None:
         if self._hatchet is not None:
-            self._hatchet.admin.close()
+            self._hatchet.admin.close(wait=CLOSE_WAIT)
         if self.engine is not None:
             self.engine.stop()
 

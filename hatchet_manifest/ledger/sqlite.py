@@ -177,19 +177,18 @@ class SqliteLedger(Ledger):
         the write-ahead record, are always synced before the chunk is sent."""
         with self._mutex, self._guard():
             self._check_open()
-            if not sync:
-                self._conn.execute("PRAGMA synchronous = NORMAL")
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._conn
-                    self._conn.execute("COMMIT")
-                finally:
-                    if self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
-            finally:
+            conn = self._conn
+            try:  # one try for all of it: an interruption anywhere must not leave a transaction open
                 if not sync:
-                    self._conn.execute("PRAGMA synchronous = FULL")
+                    conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if not sync:
+                    conn.execute("PRAGMA synchronous = FULL")
 
     def _set_up(self, schema: tuple[migrations.Migration, ...]) -> None:
         """WAL mode and migrations. Processes opening a new file at once can deadlock on its first switch to WAL,

@@ -222,12 +222,21 @@ class AdminClient:
             raise _rpc_error("GetRunDetails", exc) from None
         return _details(run_id, response)
 
-    def close(self) -> None:
+    def close(self, wait: float | None = None) -> bool:
+        """Close the channel. With `wait`, give up after that many seconds and return False: gRPC's close waits
+        for the calls it is cancelling, and after an interruption that wait can last forever (seen with calls
+        cancelled by Ctrl-C under load); the process can still exit, nothing is left to record."""
         with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-                self._channel = None
-                self._connected = False
+            channel, self._channel, self._connected = self._channel, None, False
+        if channel is None:
+            return True
+        if wait is None:
+            channel.close()
+            return True
+        closer = threading.Thread(target=channel.close, name="hatchet-client-close", daemon=True)
+        closer.start()
+        closer.join(wait)
+        return not closer.is_alive()
 
     # -- internals ---------------------------------------------------------------------------------------
 
