@@ -177,6 +177,7 @@ class Executor:
         self.result = result if result is not None else ApplyResult()
         self._crash = _crash_point()
         self._recorded: set[int] = set()
+        self._written_ahead: dict[int, list[str]] = {}  # chunk seq -> keys recorded pending before it was sent
 
     def _before_send(self, chunk: Any) -> None:
         tags: list[Tag] = chunk.tags
@@ -187,8 +188,10 @@ class Executor:
             new, changed = list(map(PendingRow._make, map(_ROW, tags))), []
         if new:
             self.ledger.record_pending(self.target, new)
-        if changed:  # if this raises, the chunk is not sent and its rows are recorded failed
+            self._written_ahead[chunk.seq] = [row.key for row in new]
+        if changed:  # if this raises, the chunk is not sent and the rows recorded above are recorded failed
             self.ledger.record_pending(self.target, changed, replace_submitted=True)
+            self._written_ahead[chunk.seq] = [t.key for t in tags]
         if self._crash and self._crash[0] == "after-pending" and chunk.seq == self._crash[1]:
             os._exit(137)
 
@@ -203,7 +206,10 @@ class Executor:
             self.ledger.record_submitted(self.target, list(zip(keys, outcome.run_ids, strict=True)))
             r.submitted += len(keys)
         elif outcome.state == "failed":  # guaranteed not applied (sent and refused, or never sent)
-            self.ledger.record_failed(self.target, keys, _why(outcome))
+            # a chunk never sent may have been stopped before (some of) its runs were recorded pending
+            recorded = keys if outcome.sent else self._written_ahead.get(outcome.seq, [])
+            if recorded:
+                self.ledger.record_failed(self.target, recorded, _why(outcome))
             r.failed += len(keys)
             r.failed_keys.extend(keys[: max(0, KEEP_KEYS - len(r.failed_keys))])
             if outcome.error and _why(outcome) not in r.errors:
@@ -215,6 +221,7 @@ class Executor:
             if _why(outcome) not in r.errors:
                 r.errors.append(_why(outcome))
         self._recorded.add(outcome.seq)
+        self._written_ahead.pop(outcome.seq, None)
         if self.on_progress is not None:
             self.on_progress(r)
 
