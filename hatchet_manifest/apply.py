@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from hatchet_client import AdminClient, ChunkOutcome, WorkflowRun
+from hatchet_client import AdminClient, ChunkOutcome, RunEncoder, WorkflowRun
 from hatchet_client.errors import HatchetClientError
 
 from hatchet_manifest.errors import HatchetManifestError
 from hatchet_manifest.ledger import Ledger, PendingRow, Target
 from hatchet_manifest.plan import Known, PlannedRun
-from hatchet_manifest.rendered import RenderedRun
+from hatchet_manifest.rendered import RenderedRun, canonical_json
 
 if TYPE_CHECKING:
     from hatchet_manifest.spool import Spool
@@ -141,6 +141,19 @@ def wire_run(r: RenderedRun, key: str, stamp: bool) -> WorkflowRun:
     """The run as sent: real secrets, and the stamps unless turned off."""
     stamps = {STAMP_KEY: key, STAMP_MANIFEST: r.manifest} if stamp else None
     return r.workflow_run(reveal=True, stamps=stamps)  # type: ignore[return-value]
+
+
+def wire_item(encoder: RunEncoder, r: RenderedRun, key: str, stamp: bool, input_json: bytes | None = None) -> bytes:
+    """`wire_run`'s run encoded as one item of a bulk request, its JSON written by `canonical_json`.
+    `input_json`: the canonical JSON of `r.input` when made already (for the digest); used unless the input
+    holds a secret, whose real value is sent."""
+    if input_json is None or r.secret_input is not None:
+        input_json = canonical_json(r.secret_input if r.secret_input is not None else r.input)
+    metadata = r.secret_metadata if r.secret_metadata is not None else r.additional_metadata
+    if stamp:
+        metadata = {**metadata, STAMP_KEY: key, STAMP_MANIFEST: r.manifest}
+    meta_json = canonical_json(metadata) if metadata else None
+    return encoder.encode_json_item(r.workflow_name, input_json, meta_json, r.priority, 0, key)
 
 
 def select(

@@ -133,6 +133,10 @@ class EngineLookup:
                     found[row.key] = Known(row.key, row.digest, "submitted", row.run_id, manifest)
         return found
 
+    def finds_nothing(self, manifest: str) -> bool:
+        """The manifest's listing was read and holds no stamped run."""
+        return self.index.stamped.get(manifest) == 0
+
     def close(self) -> None:
         self.index.close()
 

@@ -6,11 +6,14 @@ start method: never a fork of a parent that may hold gRPC threads and an embedde
 (the parent's loaded manifests, the merged values, limits, its shard) pickled on stdin and renders
 `Renderer.stream(shard=(k, n))`: the items of the blocks `ordinal // SHARD_BLOCK` equal to k modulo n. Per
 block it sends on its stdout pipe (private to the two processes; secrets travel only there and into the
-spool's 0600 file) the runs' keys, digests, entries, labels and encoded wire bytes (stamped, real secrets),
-then its problems at the end. The parent merges the blocks by number, which reproduces the serial order,
-checks keys unique across shards (one KeySet, also the plan's), plans each block against the ledger and the
-engine lookup, applies `select`'s rules and writes the selected runs to the spool. Problems from every shard
-are reported together, in stream order, and nothing is sent if there is any.
+spool's 0600 file) the runs' keys, digests, entries and encoded wire bytes (stamped, real secrets), then its
+problems at the end. The parent merges the blocks by number, which reproduces the serial order, plans each
+block against the ledger and the engine lookup, applies `select`'s rules and writes the selected runs to the
+spool. Problems from every shard are reported together, in stream order, and nothing is sent if there is any.
+
+Keys are checked unique once all are in (a KeyLog: 8 bytes a key and no per-key work until a final sort);
+nothing is sent before then anyway. When keys repeat, the manifests are rendered again serially for the
+error, which then names every repeated key where the serial renderer would, among the other problems.
 """
 
 from __future__ import annotations
@@ -33,13 +36,13 @@ from typing import IO, Any, NamedTuple
 from hatchet_client import RunEncoder
 from hatchet_client.errors import RunValidationError
 
-from hatchet_manifest.apply import ApplyOptions, ApplyResult, wanted, wire_run
+from hatchet_manifest.apply import ApplyOptions, ApplyResult, wanted, wire_item
 from hatchet_manifest.errors import ManifestError, Problem
-from hatchet_manifest.keyset import KeySet
+from hatchet_manifest.keyset import KeyLog
 from hatchet_manifest.loader import LoadedManifest
 from hatchet_manifest.plan import Action, Plan, classify, run_digest
 from hatchet_manifest.render import SHARD_BLOCK, Renderer
-from hatchet_manifest.rendered import Limits
+from hatchet_manifest.rendered import Limits, canonical_json
 from hatchet_manifest.spool import Spool
 from hatchet_manifest.values import Values
 
@@ -89,36 +92,35 @@ def _send(out: IO[bytes], message: tuple[Any, ...]) -> None:
 def work(job: Job, out: IO[bytes]) -> None:
     """Render one shard and send its blocks, then its problems."""
     renderer = Renderer(job.manifests, Values(extra=job.overrides), job.limits, job.schema_dir, reveal_secrets=True)
-    encode_item = RunEncoder(job.encoder_namespace, job.max_send).encode_item
+    encoder = RunEncoder(job.encoder_namespace, job.max_send)
     namespace, stamp = job.namespace, job.stamp
     current = -1
     keys: list[str] = []
     digests: list[str] = []
     entries: list[int] = []
-    wheres: list[str] = []
     items: list[bytes] = []
     errors: list[tuple[int, str, str]] = []  # (position in the block, field, problem): refused by the encoder
 
     def flush() -> None:
-        _send(out, ("B", current, keys, digests, entries, wheres, [len(i) for i in items], b"".join(items), errors))
+        _send(out, ("B", current, keys, digests, entries, [len(i) for i in items], b"".join(items), errors))
 
     for entry_no, ordinal, run in renderer.stream(job.shard):
         block = ordinal // SHARD_BLOCK
         if block != current:
             if keys:
                 flush()
-                keys, digests, entries, wheres, items, errors = [], [], [], [], [], []
+                keys, digests, entries, items, errors = [], [], [], [], []
             current = block
         key = run.key
+        input_json = canonical_json(run.input)  # once, for the digest and (without secrets) the wire
         try:
-            item = encode_item(wire_run(run, key, stamp), 0, key)
+            item = wire_item(encoder, run, key, stamp, input_json)
         except RunValidationError as exc:
             item = b""
             errors.append((len(keys), exc.field, exc.problem))
         keys.append(key)
-        digests.append(run_digest(run, namespace))
+        digests.append(run_digest(run, namespace, input_json))
         entries.append(entry_no)
-        wheres.append(run.where)
         items.append(item)
     if keys:
         flush()
@@ -287,67 +289,76 @@ def spool_parallel(
         options.stamp,
     )
     procs = workers.procs
-    seen = KeySet()
+    seen = KeyLog()
     try:
         for k, w in enumerate(procs):
             w.start(Job(**{**base.__dict__, "shard": (k, len(procs))}))
         merge = _Merge(procs)
         names = {n: (e.manifest.name, e.manifest.file) for n, e in enumerate(renderer.entries())}
-        for _, block_no, keys, digests, entries, wheres, lengths, blob, errors in merge:
-            _plan_block(renderer, plan, spool, options, result, seen, names, block_no, keys, digests, entries,
-                        wheres, lengths, blob, errors)  # fmt: skip
-        problems = merge.problems
-        total = merge.problem_count + renderer.problem_count
+        for _, _, keys, digests, entries, lengths, blob, errors in merge:
+            if len(set(keys)) < len(keys):  # a key repeated within the block: planning it twice would be wrong
+                raise _Repeated
+            seen.add_batch(keys)
+            _plan_block(plan, spool, options, result, names, keys, digests, entries, lengths, blob, errors)
         for w in procs:
             if w.proc.wait() != 0:
                 raise WorkerError(f"a render worker failed (exit code {w.proc.returncode}; see its error above)")
-        if total:
-            parent = [
-                (o, len(problems) + i, p)
-                for i, (o, p) in enumerate(zip(renderer.problem_ordinals, renderer.problems, strict=True))
+        if seen.duplicates():
+            raise _Repeated
+        if merge.problem_count:
+            shown = [p for _, _, p in sorted(merge.problems, key=lambda t: (t[0], t[1]))][
+                : renderer.limits.max_problems
             ]
-            merged = [p for _, _, p in sorted(problems + parent, key=lambda t: (t[0], t[1]))]
-            shown = merged[: renderer.limits.max_problems]
-            if total > len(shown):
-                shown.append(Problem("", None, f"... and {total - len(shown)} more problems"))
+            if merge.problem_count > len(shown):
+                shown.append(Problem("", None, f"... and {merge.problem_count - len(shown)} more problems"))
             raise ManifestError(shown)
         for p in plan.removed(seen):
             wanted(p.action, p.known, options, result)
         spool.flush()
+    except _Repeated:
+        workers.stop()
+        raise _serial_problems(renderer) from None
     finally:
         seen.close()
         workers.stop()
     return spool.count
 
 
+class _Repeated(Exception):
+    """Keys repeat: the serial renderer says where (rare: an error, so its cost does not matter)."""
+
+
+def _serial_problems(renderer: Renderer) -> ManifestError:
+    """Every problem of the manifests, duplicate keys included, as the serial renderer reports them."""
+    again = Renderer(renderer.manifests, renderer.values, renderer.limits, renderer.schemas.schema_dir, renderer.reveal)
+    try:
+        for _ in again.runs():
+            pass
+    except ManifestError as exc:
+        return exc
+    raise WorkerError("render workers found repeated keys that a serial render does not find")
+
+
 def _plan_block(
-    renderer: Renderer,
     plan: Plan,
     spool: Spool,
     options: ApplyOptions,
     result: ApplyResult,
-    seen: KeySet,
     names: dict[int, tuple[str, str]],
-    block_no: int,
     keys: list[str],
     digests: list[str],
     entries: list[int],
-    wheres: list[str],
     lengths: list[int],
     blob: bytes,
     errors: list[tuple[int, str, str]],
 ) -> None:
-    live: list[int] | range = range(len(keys))
-    dups = seen.add_batch(keys)
-    if dups:  # keys seen before, in this shard or another: problems, as the serial renderer reports them
-        for i in dups:
-            renderer.duplicate(entries[i], wheres[i], keys[i], ordinal=(block_no + 1) * SHARD_BLOCK - 1)
-        dropped = set(dups)
-        live = [i for i in live if i not in dropped]
-    known = plan.baseline.lookup([keys[i] for i in live] if dups else keys)
+    live = range(len(keys))
+    known = plan.baseline.lookup(keys)
     fallback = plan.fallback
     if fallback is not None:
-        missing = [(Ref(keys[i], *names[entries[i]]), digests[i]) for i in live if keys[i] not in known]
+        unknown = [i for i in live if keys[i] not in known]
+        silent = {e for e in set(entries) if fallback.finds_nothing(names[e][0])} if unknown else set()
+        missing = [(Ref(keys[i], *names[entries[i]]), digests[i]) for i in unknown if entries[i] not in silent]
         if missing:
             known.update(fallback(missing))
     bad = {e[0]: e for e in errors}

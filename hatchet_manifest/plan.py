@@ -8,26 +8,29 @@ that what was removed from git can be listed at the end.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from hatchet_client.config import apply_namespace
 
-from hatchet_manifest.keyset import KeySet
-from hatchet_manifest.rendered import RenderedRun, content_digest
+from hatchet_manifest.keyset import KeyLog, KeySet
+from hatchet_manifest.rendered import RenderedRun, canonical_json, json_digest
 
 Action = Literal["create", "changed", "unchanged", "removed", "unknown"]
 ACTIONS: tuple[Action, ...] = ("create", "changed", "unchanged", "removed", "unknown")
 BATCH = 1000
 
 
-def run_digest(run: RenderedRun, namespace: str = "") -> str:
+def run_digest(run: RenderedRun, namespace: str = "", input_json: bytes | None = None) -> str:
     """sha256 of the canonical JSON of the namespaced workflow name, input and user metadata (secrets masked).
 
-    `namespace` is normalised already (hatchet_client.config.normalize_namespace)."""
+    `namespace` is normalised already (hatchet_client.config.normalize_namespace); `input_json`:
+    canonical_json(run.input), when made already."""
     name = apply_namespace(run.workflow_name, namespace) if namespace else run.workflow_name
-    return content_digest(name, run.input, run.additional_metadata)
+    if input_json is None:
+        input_json = canonical_json(run.input)
+    return json_digest(name, input_json, canonical_json(run.additional_metadata))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +60,16 @@ class RunIdentity(Protocol):
     def file(self) -> str: ...
 
 
-Fallback = Callable[[Sequence[tuple[RunIdentity, str]]], dict[str, Known]]
+class Fallback(Protocol):
+    """Asked about the runs the baseline does not know (the engine lookup)."""
+
+    def __call__(self, missing: Sequence[tuple[RunIdentity, str]]) -> dict[str, Known]:
+        """Runs, with their digests -> what is known of those found, by key."""
+        ...
+
+    def finds_nothing(self, manifest: str) -> bool:
+        """True when no run of `manifest` can be found (asking about its runs is then pointless)."""
+        ...
 
 
 class Baseline(Protocol):
@@ -188,7 +200,7 @@ class Plan:
                 known.update(self._fallback(missing))
         return known
 
-    def removed(self, seen: KeySet) -> Iterator[PlannedRun]:
+    def removed(self, seen: KeySet | KeyLog) -> Iterator[PlannedRun]:
         """What the baseline knows for these manifests that is not in `seen` (the keys planned)."""
         pending: list[Known] = []
         for k in self._baseline.known(self._manifests):
@@ -198,7 +210,7 @@ class Plan:
                 pending = []
         yield from self._not_seen(pending, seen)
 
-    def _not_seen(self, known: list[Known], seen: KeySet) -> Iterator[PlannedRun]:
+    def _not_seen(self, known: list[Known], seen: KeySet | KeyLog) -> Iterator[PlannedRun]:
         present = seen.contains_batch([k.key for k in known])
         for k, is_present in zip(known, present, strict=True):
             if not is_present and k.state != "failed":

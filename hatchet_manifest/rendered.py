@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from hatchet_manifest.validate import MAX_REQUEST_BYTES
 
 MAX_TEMPLATE_BYTES = 16 << 20
@@ -62,11 +64,12 @@ class RenderedRun:
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _C_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_SORTED = orjson.OPT_SORT_KEYS
 
 
-def _canonical_encoder() -> Callable[[Any], str]:
-    """_ENCODER.encode, without its per-call Python layers when the C encoder is there (same text: the digest
-    of a run never changes). Rendered values cannot be circular, so no circular check is needed."""
+def _standard_encoder() -> Callable[[Any], str]:
+    """_ENCODER.encode, without its per-call Python layers when the C encoder is there. Rendered values cannot
+    be circular, so no circular check is needed."""
     if _C_MAKE_ENCODER is None:
         return _ENCODER.encode
     c_encode = _C_MAKE_ENCODER(
@@ -79,10 +82,29 @@ def _canonical_encoder() -> Callable[[Any], str]:
     return encode
 
 
-_canonical = _canonical_encoder()
+_standard = _standard_encoder()
+
+
+def canonical_json(value: Any) -> bytes:
+    """The canonical JSON text of a rendered (validated) value, UTF-8: sorted keys, compact, non-ASCII as is.
+
+    orjson writes it; what orjson refuses (integers beyond 64 bits, nesting deeper than 255) is written by the
+    standard encoder with the same options. The two agree on everything but the spelling of some floats
+    (orjson writes 0.00001 where json writes 1e-05), and a given value always takes the same path, so a run's
+    digest is stable."""
+    try:
+        return orjson.dumps(value, option=_SORTED)
+    except TypeError:  # orjson.JSONEncodeError
+        return _standard(value).encode()
+
+
+def json_digest(workflow_name: str, input_json: bytes, metadata_json: bytes) -> str:
+    """content_digest from the canonical JSON of the input and of the metadata, made already."""
+    parts = (b"[", canonical_json(workflow_name), b",", input_json, b",", metadata_json, b"]")
+    return hashlib.sha256(b"".join(parts)).hexdigest()
 
 
 def content_digest(workflow_name: str, input: dict[str, Any], metadata: dict[str, str]) -> str:
-    """sha256 of the canonical JSON (sorted keys, compact, UTF-8) of a run's name, input and metadata: the
-    digest plans compare, and the tail of default keys."""
-    return hashlib.sha256(_canonical([workflow_name, input, metadata]).encode()).hexdigest()
+    """sha256 of the canonical JSON (`canonical_json`) of the list [name, input, metadata]: the digest plans
+    compare, and the tail of default keys."""
+    return json_digest(workflow_name, canonical_json(input), canonical_json(metadata))

@@ -43,6 +43,7 @@ COMPARATORS = {
 _INT32 = range(-(2**31), 2**31)
 # An escaped NUL preceded by an even number of backslashes (an odd number would make it literal text).
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+_NUL_BYTES = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 _VARINT_1 = [bytes((i,)) for i in range(128)]
 
@@ -113,6 +114,35 @@ class RunEncoder:
         if len(body) > self.max_send:
             self._too_big(len(body), index, tag)
         return body
+
+    def encode_json_item(
+        self,
+        workflow_name: str,
+        input_json: bytes,
+        metadata_json: bytes | None = None,
+        priority: int | None = None,
+        index: int = 0,
+        tag: object = None,
+    ) -> bytes:
+        """Like `encode_item`, for a caller that made the JSON texts itself (UTF-8): `input_json` a JSON object,
+        `metadata_json` a JSON object of strings (None or empty: not sent). Their JSON is the caller's to vouch
+        for; the NUL rule, the priority and the size are checked here."""
+        prefix = self._plain_names.get(workflow_name) or self._name_field(workflow_name, None, index, tag)
+        parts = [prefix, varint(len(input_json)), input_json]
+        _check_nul_bytes(input_json, "input", index, tag)
+        if metadata_json:
+            _check_nul_bytes(metadata_json, "options.additional_metadata", index, tag)
+            parts += (b":", varint(len(metadata_json)), metadata_json)
+        if priority is not None:
+            if type(priority) is not int or not 1 <= priority <= 3:
+                raise RunValidationError(index, "options.priority", f"expected 1, 2 or 3, got {priority!r}", tag)
+            parts += (b"H", _VARINT_1[priority])
+        body = b"".join(parts)
+        size = len(body)
+        header = b"\n" + varint(size)
+        if size + len(header) > self.max_send:
+            self._too_big(size + len(header), index, tag)
+        return header + body
 
     def _too_big(self, size: int, index: int, tag: object) -> None:
         raise RunValidationError(
@@ -254,6 +284,11 @@ class RunEncoder:
         labels = options.get("desired_worker_labels")
         if labels:
             parts += _labels(labels, index, tag)
+
+
+def _check_nul_bytes(data: bytes, field: str, index: int, tag: object) -> None:
+    if b"\\u0000" in data and _NUL_BYTES.search(data):
+        raise RunValidationError(index, field, "contains the NUL character (\\u0000), which Hatchet rejects", tag)
 
 
 def _is_uuid(text: str) -> bool:
