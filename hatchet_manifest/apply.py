@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -20,6 +20,7 @@ from hatchet_client.errors import HatchetClientError
 from hatchet_manifest.errors import HatchetManifestError
 from hatchet_manifest.ledger import Ledger, PendingRow, Target
 from hatchet_manifest.plan import Known, PlannedRun
+from hatchet_manifest.recorder import OutcomeRecorder, WriteAhead
 from hatchet_manifest.rendered import RenderedRun, canonical_json
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ class ApplyResult:
         }
 
 
+TagFields = tuple[str, str, str, str, bool]  # a Tag as the spool stores it: (key, digest, manifest, file, replace)
 KEEP_KEYS = 1000  # keys listed in a result, per kind
 _ROW = operator.itemgetter(0, 1, 2, 3)  # a Tag's PendingRow fields
 _KEY = operator.itemgetter(0)  # Tag.key
@@ -191,22 +193,41 @@ class Executor:
         self._crash = _crash_point()
         self._recorded: set[int] = set()
         self._written_ahead: dict[int, list[str]] = {}  # chunk seq -> keys recorded pending before it was sent
+        self._ahead: WriteAhead | None = None
+        self._handed: set[int] = set()  # chunks recorded ahead that reached the pipeline's before_send
 
-    def _before_send(self, chunk: Any) -> None:
-        tags: list[Tag] = chunk.tags
+    def _write_ahead(self, seq: int, tags: Sequence[Tag | TagFields]) -> None:
+        """Record a chunk's runs pending, before it is sent (on the WriteAhead thread, or in `_before_send`)."""
         if any(map(_REPLACE, tags)):
-            new = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in tags if not t.replace]
-            changed = [PendingRow(t.key, t.digest, t.manifest, t.file) for t in tags if t.replace]
+            new = [PendingRow._make(_ROW(t)) for t in tags if not _REPLACE(t)]
+            changed = [PendingRow._make(_ROW(t)) for t in tags if _REPLACE(t)]
         else:  # the common case, without a Python loop: (key, digest, manifest, file) of each tag
             new, changed = list(map(PendingRow._make, map(_ROW, tags))), []
         if new:
             self.ledger.record_pending(self.target, new)
-            self._written_ahead[chunk.seq] = [row.key for row in new]
+            self._written_ahead[seq] = [row.key for row in new]
         if changed:  # if this raises, the chunk is not sent and the rows recorded above are recorded failed
             self.ledger.record_pending(self.target, changed, replace_submitted=True)
-            self._written_ahead[chunk.seq] = [t.key for t in tags]
-        if self._crash and self._crash[0] == "after-pending" and chunk.seq == self._crash[1]:
+            self._written_ahead[seq] = list(map(_KEY, tags))
+        if self._crash and self._crash[0] == "after-pending" and seq == self._crash[1]:
             os._exit(137)
+
+    def _before_send(self, chunk: Any) -> None:
+        if self._ahead is None:
+            self._write_ahead(chunk.seq, chunk.tags)
+            return
+        self._handed.add(chunk.seq)  # from here on the pipeline reports an outcome for it, sent or not
+        error = self._ahead.failed(chunk.seq)
+        if error is not None:
+            raise error  # its record failed: the chunk is not sent
+
+    def _unsent(self) -> None:
+        """Chunks recorded pending that were never sent (the apply stopped first): recorded failed, which
+        they are (never applied), so that the next apply sends them."""
+        for seq, keys in sorted(self._written_ahead.items()):
+            if seq not in self._handed:
+                self.ledger.record_failed(self.target, keys, "not sent: the apply stopped before sending it")
+                del self._written_ahead[seq]
 
     def _record(self, outcome: ChunkOutcome[Tag]) -> None:
         if outcome.seq in self._recorded:
@@ -244,32 +265,56 @@ class Executor:
         opts = self.options
         started = time.monotonic()
         chunks = spool.chunks(opts.batch_size)  # stored as they are sent, unless spooled for another batch size
-        submission = (
-            self.admin.submit_chunks(
-                chunks, concurrency=opts.concurrency, before_send=self._before_send, timeout=opts.call_timeout
+        if chunks is not None:
+            self._ahead = WriteAhead(chunks, self._write_ahead)  # pending records made while chunks go out
+            submission = self.admin.submit_chunks(
+                iter(self._ahead),
+                concurrency=opts.concurrency,
+                before_send=self._before_send,
+                timeout=opts.call_timeout,
             )
-            if chunks is not None
-            else self.admin.submit_encoded(
+        else:
+            submission = self.admin.submit_encoded(
                 spool,
                 batch_size=opts.batch_size,
                 concurrency=opts.concurrency,
                 before_send=self._before_send,
                 timeout=opts.call_timeout,
             )
-        )
+        recorder = OutcomeRecorder(self._record)  # outcomes are written while the next chunks go out
+        error: Exception | None = None
         try:
             for outcome in submission:
-                self._record(outcome)
+                recorder.put(outcome)
+                recorder.check()  # a failed record stops the sending, as below
         except KeyboardInterrupt:
             for outcome in submission.close(wait=opts.interrupt_wait):
-                self._record(outcome)
+                recorder.put(outcome)
             self.result.interrupted = True
         except (HatchetClientError, HatchetManifestError) as exc:
             for outcome in submission.close(wait=opts.interrupt_wait):
-                self._record(outcome)
-            self.result.errors.append(str(exc))
-            if isinstance(exc, HatchetManifestError) and not (self.result.submitted or self.result.unknown):
-                raise
+                recorder.put(outcome)
+            error = exc
+        finally:
+            if self._ahead is not None:
+                self._ahead.stop()
+            recorder.close()  # every outcome received is recorded before this returns
+        try:
+            self._unsent()
+        except HatchetManifestError as exc:
+            recorder.errors.append(exc)
+        errors = [e for e in (error, *recorder.errors) if e is not None]
+        for problem in dict.fromkeys(errors):
+            if not isinstance(problem, HatchetClientError | HatchetManifestError):
+                raise problem  # a bug, not a condition: its traceback is wanted
+            if str(problem) not in self.result.errors:
+                self.result.errors.append(str(problem))
+        if (
+            errors
+            and isinstance(errors[0], HatchetManifestError)
+            and not (self.result.submitted or self.result.unknown)
+        ):
+            raise errors[0]
         self.result.seconds = time.monotonic() - started
         return self.result
 

@@ -24,7 +24,7 @@ from typing import Any
 from hatchet_client import RunEncoder, WorkflowRun
 from hatchet_client.pipeline import MAX_BATCH_SIZE
 
-from hatchet_manifest.apply import Tag
+from hatchet_manifest.apply import Tag, TagFields
 
 _HEADER = struct.Struct("<II")
 
@@ -129,13 +129,12 @@ class Spool:
                 tags, lengths = loads(read(meta_len))
                 yield tags, lengths, read(blob_len)
 
-    def chunks(self, batch_size: int) -> Iterator[tuple[list[Tag], bytes]] | None:
-        """The stored runs as the chunks AdminClient.submit_chunks sends (tags, request bytes), when they were
-        stored for this batch size (None otherwise: use the runs one by one)."""
+    def chunks(self, batch_size: int) -> Iterator[tuple[list[TagFields], bytes]] | None:
+        """The stored runs as the chunks AdminClient.submit_chunks sends (tags as plain tuples of Tag's fields,
+        request bytes), when they were stored for this batch size (None otherwise: use the runs one by one)."""
         if batch_size != self.batch_size:
             return None
-        make = Tag._make
-        return ((list(map(make, tags)), blob) for tags, _, blob in self._blocks())
+        return ((tags, blob) for tags, _, blob in self._blocks())
 
     def __iter__(self) -> Iterator[tuple[Tag, bytes]]:
         make = Tag._make

@@ -93,7 +93,10 @@ def test_crash_at_a_chosen_point_then_reapply(
         again = _apply(tmp_path, engine)
         out, err = again.communicate(timeout=120)
         assert again.returncode == 3, err.decode()  # not "all submitted": those runs are listed, not resent
-        assert out.decode().count("  unknown, not sent again (--resubmit-unknown sends it): bulk-parent-") == 10
+        # That chunk, and the ones before it that were recorded but not sent yet: the write-ahead runs one chunk
+        # ahead of the sending, and the pipeline draws the next chunk before a slot frees.
+        listed = out.decode().count("  unknown, not sent again (--resubmit-unknown sends it): bulk-parent-")
+        assert listed in (10, 20, 30), out.decode()
     _finish(tmp_path, engine)
     _assert_exactly_once(engine)
 
