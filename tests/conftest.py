@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,11 @@ from click.testing import CliRunner
 from hatchet_manifest.cli import cli
 from tests.pgserver import PgServer, find_pg_bindir, require_psycopg, unavailable
 from tests.pki import TLSFiles, make_tls_files
+
+# Started in the background by a shell without job control, pytest inherits SIGINT ignored, and so would every
+# process it starts: the Ctrl-C tests need it delivered. (A handler, unlike "ignored", is not inherited by exec.)
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -270,6 +270,9 @@ class SqliteLedger(Ledger):
         return cast(int, row[0])
 
     def _target_id(self, target: Target) -> int:
+        cached = self._target_ids.get(target)  # a target's id never changes: no need to wait for the connection
+        if cached is not None:
+            return cached
         with self._read() as conn:
             known = self._known_target_id(conn, target)
         if known is not None:

@@ -56,15 +56,21 @@ def cli_args(*args: str) -> list[str]:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A served engine; yields the environment an apply needs to use it as a remote Hatchet."""
+def engine(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """A served engine; yields the environment an apply needs to use it as a remote Hatchet.
+    `@pytest.mark.engine_faults(JSON)` arms faults in it (HATCHET_ENGINE_FAULTS)."""
     db = tmp_path / "engine" / "engine.db"
     port, rest = free_port(), free_port()
     log = (tmp_path / "engine.log").open("wb")
+    serve_env = {k: v for k, v in os.environ.items() if k != "HATCHET_ENGINE_FAULTS"}
+    marker = request.node.get_closest_marker("engine_faults")
+    if marker is not None:
+        serve_env["HATCHET_ENGINE_FAULTS"] = marker.args[0]
     proc = subprocess.Popen(
         cli_args("engine", "serve", "--port", str(port), "--rest-port", str(rest), "--db", str(db)),
         stdout=subprocess.DEVNULL,
         stderr=log,
+        env=serve_env,
     )
     try:
         deadline = time.monotonic() + 20

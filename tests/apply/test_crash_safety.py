@@ -112,6 +112,8 @@ def test_kill_9_at_random_moments_then_reapply(tmp_path: Path, engine: dict[str,
     _assert_exactly_once(engine)
 
 
+# The 60th call stalls for 3 s: the apply is surely still sending when Ctrl-C comes, however slow the machine.
+@pytest.mark.engine_faults('[{"kind": "stall", "on_call": 60, "seconds": 3}]')
 def test_ctrl_c_records_what_was_submitted_and_exits_130(
     tmp_path: Path, engine: dict[str, str], manifest: Path
 ) -> None:
