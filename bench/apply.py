@@ -11,8 +11,10 @@
 
 Each runs as its own subprocess against its own engine process (bench/submit.py's engine script). Prints wall
 time, runs/s, the client's peak RSS (ru_maxrss), the peak of the summed RSS of the client and its worker
-processes and of the largest worker (sampled every 20 ms), and the ratios. Goal: a 1,000,000-run apply under 300 MB RSS and within a
-factor of 2 of bare submission.
+processes and of the largest worker (sampled every 100 ms: often enough for memory that grows over seconds,
+rarely enough not to slow what it measures), and the ratios. Before each run the page cache is written back
+(os.sync), so that one run does not pay for the disk writes of the one before. Goal: a 1,000,000-run apply
+under 300 MB RSS and within a factor of 2 of bare submission.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ assert len(refs) == n
 
 def _sample_tree(pid: int, peaks: dict[str, float], stop: threading.Event) -> None:
     """Peak of the summed RSS of a process and its descendants (the parallel apply's workers), and the largest
-    descendant's, sampled every 20 ms (ru_maxrss of the child does not include its own children)."""
+    descendant's, sampled every 100 ms: often enough for memory that grows over seconds, rarely enough not to slow what it measures (ru_maxrss of the child does not include its own children)."""
     import psutil
 
     try:
@@ -62,11 +64,12 @@ def _sample_tree(pid: int, peaks: dict[str, float], stop: threading.Event) -> No
             return
         peaks["tree"] = max(peaks.get("tree", 0.0), (own + sum(kids)) / 2**20)
         peaks["worker"] = max(peaks.get("worker", 0.0), max(kids, default=0) / 2**20)
-        stop.wait(0.02)
+        stop.wait(0.1)
 
 
 def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, dict[str, float]]:
     """Wall seconds and peak RSS (MB) of one child process; peaks of its process tree (sampled)."""
+    os.sync()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL)
     peaks: dict[str, float] = {}

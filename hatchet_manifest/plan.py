@@ -33,7 +33,8 @@ def run_digest(run: RenderedRun, namespace: str = "", input_json: bytes | None =
     return json_digest(name, input_json, canonical_json(run.additional_metadata))
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen (see RenderedRun): built per known key, a million for a million-run re-plan. Never changed once built.
+@dataclass(slots=True)
 class Known:
     """What a baseline knows of a key."""
 
@@ -82,7 +83,8 @@ class Baseline(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, for the same reason as Known.
+@dataclass(slots=True)
 class PlannedRun:
     action: Action
     key: str

@@ -129,9 +129,11 @@ class RunEncoder:
         for; the NUL rule, the priority and the size are checked here."""
         prefix = self._plain_names.get(workflow_name) or self._name_field(workflow_name, None, index, tag)
         parts = [prefix, varint(len(input_json)), input_json]
-        _check_nul_bytes(input_json, "input", index, tag)
+        if b"\\u0000" in input_json:
+            _check_nul_bytes(input_json, "input", index, tag)
         if metadata_json:
-            _check_nul_bytes(metadata_json, "options.additional_metadata", index, tag)
+            if b"\\u0000" in metadata_json:
+                _check_nul_bytes(metadata_json, "options.additional_metadata", index, tag)
             parts += (b":", varint(len(metadata_json)), metadata_json)
         if priority is not None:
             if type(priority) is not int or not 1 <= priority <= 3:
@@ -287,7 +289,7 @@ class RunEncoder:
 
 
 def _check_nul_bytes(data: bytes, field: str, index: int, tag: object) -> None:
-    if b"\\u0000" in data and _NUL_BYTES.search(data):
+    if _NUL_BYTES.search(data):
         raise RunValidationError(index, field, "contains the NUL character (\\u0000), which Hatchet rejects", tag)
 
 

@@ -224,3 +224,34 @@ def test_escaped_backslash_u0000_text_is_not_a_nul() -> None:
     msg = trigger_pb2.TriggerWorkflowRequest.FromString(RunEncoder("", MAX).encode_request(run, 0))
     assert json.loads(msg.input) == {"x": "\\u0000", "y": "\\\\u0000"}
     assert invalid(ok(input={"x": "\\\x00"})).endswith("contains the NUL character (\\u0000), which Hatchet rejects")
+
+
+@pytest.mark.parametrize("run", [r for r in RUNS if set(r.get("options", {})) <= {"additional_metadata", "priority"}])
+@pytest.mark.parametrize("namespace", ["", "bench_"])
+def test_json_items_encode_as_the_generated_message(run: dict[str, Any], namespace: str) -> None:
+    """encode_json_item (the caller made the JSON texts) gives the bytes of the same run made with the generated
+    messages, framed as an item of a bulk request."""
+    options = run.get("options", {})
+    metadata = options.get("additional_metadata") or None
+    text = {k: ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in (metadata or {}).items()}
+    meta_json = json.dumps(text, separators=(",", ":"), ensure_ascii=False).encode() if metadata else None
+    input_json = json.dumps(run["input"], separators=(",", ":"), ensure_ascii=False).encode()
+    item = RunEncoder(namespace, MAX).encode_json_item(
+        run["workflow_name"], input_json, meta_json, options.get("priority"), 0
+    )
+    reference_run = {**run, "options": {**options, "additional_metadata": text}} if metadata else run
+    expected = reference(reference_run, namespace).SerializeToString(deterministic=True)
+    assert item == b"\n" + varint(len(expected)) + expected
+
+
+def test_json_items_are_checked_for_nul_priority_and_size() -> None:
+    encoder = RunEncoder("", 200)
+    with pytest.raises(RunValidationError, match=r"^run 4 \('k'\): input: contains the NUL character"):
+        encoder.encode_json_item("W", b'{"x":"a\\u0000"}', None, None, 4, "k")
+    with pytest.raises(RunValidationError, match=r"options.additional_metadata: contains the NUL character"):
+        encoder.encode_json_item("W", b"{}", b'{"k":"\\u0000"}')
+    assert encoder.encode_json_item("W", b'{"x":"\\\\u0000"}')  # an escaped backslash, then text: accepted
+    with pytest.raises(RunValidationError, match=r"options.priority: expected 1, 2 or 3, got 4$"):
+        encoder.encode_json_item("W", b"{}", None, 4)
+    with pytest.raises(RunValidationError, match=r"over the max send size of 200 bytes$"):
+        encoder.encode_json_item("W", b'{"x":"' + b"y" * 200 + b'"}')
