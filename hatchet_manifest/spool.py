@@ -3,7 +3,9 @@ that a million runs are rendered, validated and encoded once, before anything is
 in memory; sending then only reads bytes back.
 
 The file holds runs as they will be sent (secret values included): it is created 0600 in a private temporary
-directory and deleted when the apply ends. Runs are stored in chunks exactly as they will be sent (at most
+directory and deleted when the apply ends. The live spool holds an exclusive lock on its file; a spool left by
+an apply that was killed (kill -9, power loss) holds none, and the next spool made in the same directory
+deletes it, so secrets do not linger on disk. Runs are stored in chunks exactly as they will be sent (at most
 `batch_size` runs and the encoder's max send size, grouped as hatchet_client's `chunked` groups them), so that
 sending reads whole requests back: <u32 meta length><u32 blob length><meta><blob>, meta being (tags, item
 lengths) in marshal format (fast, and safe here: the file is our own, private, and lives only as long as the
@@ -12,11 +14,14 @@ apply) and blob the runs' encoded bytes one after the other (a BulkTriggerWorkfl
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import marshal
 import os
+import shutil
 import struct
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,36 @@ from hatchet_client.pipeline import MAX_BATCH_SIZE
 from hatchet_manifest.apply import Tag, TagFields
 
 _HEADER = struct.Struct("<II")
+PREFIX = "hatchet-manifest-"
+FILE = "runs.bin"
+
+
+STALE_AFTER = 60.0  # seconds: a spool younger than this may be one being created (not locked yet)
+
+
+def remove_stale(directory: Path) -> list[Path]:
+    """Delete the spools in `directory` that no live apply holds (left by a killed one); returns them."""
+    removed = []
+    old = time.time() - STALE_AFTER
+    for candidate in directory.glob(f"{PREFIX}*"):
+        if candidate.is_symlink() or not candidate.is_dir() or candidate.stat().st_mtime > old:
+            continue
+        try:
+            fd = os.open(candidate / FILE, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:  # killed before its file was made: nothing in it
+            shutil.rmtree(candidate, ignore_errors=True)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # a live apply's
+        try:
+            shutil.rmtree(candidate)
+            removed.append(candidate)
+        finally:
+            os.close(fd)
+    return removed
 
 
 class Spool:
@@ -35,12 +70,14 @@ class Spool:
             raise ValueError(f"batch_size must be in 1..{MAX_BATCH_SIZE}, not {batch_size}")
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
+            remove_stale(directory)
         self._encoder = encoder
         self.batch_size = batch_size
         self._max_send = encoder.max_send
-        self._dir = tempfile.TemporaryDirectory(prefix="hatchet-manifest-", dir=directory)
-        self.path = Path(self._dir.name) / "runs.bin"
+        self._dir = tempfile.TemporaryDirectory(prefix=PREFIX, dir=directory)
+        self.path = Path(self._dir.name) / FILE
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # this spool is live (see remove_stale); released when the file closes
         self._file = os.fdopen(fd, "wb", buffering=1 << 20)
         self.count = 0
         self._tags: list[tuple[Any, ...]] = []  # the chunk being filled
