@@ -28,6 +28,7 @@ import signal
 import struct
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -361,6 +362,16 @@ def _plan_block(
         missing = [(Ref(keys[i], *names[entries[i]]), digests[i]) for i in unknown if entries[i] not in silent]
         if missing:
             known.update(fallback(missing))
+    if not known:  # nothing of the block is known: all of it is created (a first apply), without a loop per run
+        if errors:
+            position, field, problem = errors[0]
+            raise RunValidationError(spool.written + position, field, problem, keys[position])
+        for entry, n in Counter(entries).items():
+            plan.count("create", names[entry][0], n)
+        result.counts["create"] = result.counts.get("create", 0) + len(keys)
+        created = [(k, d, *names[e], False) for k, d, e in zip(keys, digests, entries, strict=True)]
+        spool.write_encoded(created, lengths, blob)
+        return
     bad = {e[0]: e for e in errors}
     tags: list[tuple[str, str, str, str, bool]] = []
     chosen: list[int] = []
