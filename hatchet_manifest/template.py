@@ -2,7 +2,10 @@
 
 Templates are untrusted (they arrive in pull requests): Jinja's immutable sandbox blocks attribute escapes and
 mutation of shared values, there is no loader (no `include`/`import` of files), `range` and the helpers are
-capped, `*` and `**` cannot build huge values, and `env()` refuses names that look like credentials.
+capped, `*` and `**` cannot build huge values, and `env()` refuses names that look like credentials. Work is
+capped too: every `{% for %}` item and every call (a macro calling itself included) counts against one budget
+per render, OPS_PER_RUN times --max-runs, so that nested loops or recursion cannot keep a CI job busy for
+hours.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from jinja2 import StrictUndefined, Template, nodes, pass_context
+from jinja2 import StrictUndefined, Template, nodes, pass_context, pass_environment
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
@@ -29,6 +32,7 @@ _PADDING = {"ljust", "rjust", "center", "zfill"}
 _CREDENTIAL = re.compile(r"TOKEN|SECRET|PASSW|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY", re.I)
 _STEP = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+OPS_PER_RUN = 100  # loop items and calls a render may spend, per run of --max-runs
 
 
 class TemplateFunctionError(Exception):
@@ -66,6 +70,15 @@ def render_capped(template: Template, variables: dict[str, Any], limit: int) -> 
     return "".join(chunks)
 
 
+@pass_environment
+def _count_items(environment: Environment, iterable: Iterable[Any]) -> Iterator[Any]:
+    """Wraps the iterable of every `{% for %}` (see Environment._generate)."""
+    return environment.counted(iterable)
+
+
+_COUNT_ITEMS = nodes.ImportedName(f"{__name__}._count_items")
+
+
 class _CodeGenerator(CodeGenerator):
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         self.write("environment.checked_concat((")
@@ -97,6 +110,9 @@ class Environment(ImmutableSandboxedEnvironment):
     def __init__(self, max_items: int) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
         self.max_items = max_items
+        self.max_ops = OPS_PER_RUN * max(max_items, 1000)
+        self.ops = 0  # loop items and calls spent so far
+        self.exhausted = False  # the budget ran out (said once, where it happened)
         self.missing_secrets: set[str] = set()  # secret() names a preview found unset
         self.globals.pop("lipsum", None)
         self.globals.update(
@@ -130,7 +146,10 @@ class Environment(ImmutableSandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        """Method calls on strings that could build huge values are capped first."""
+        """Calls count against the budget; method calls on strings that could build huge values are capped."""
+        __self.ops += 1
+        if __self.ops > __self.max_ops:
+            __self._over_budget()
         owner = getattr(__obj, "__self__", None)
         if isinstance(owner, str):
             name = getattr(__obj, "__name__", "")
@@ -156,6 +175,30 @@ class Environment(ImmutableSandboxedEnvironment):
             return fmt(*args, **kwargs)
 
         return capped
+
+    def _generate(self, source: nodes.Template, *args: Any, **kwargs: Any) -> str:
+        """Compile with each `{% for %}` iterating through `counted`."""
+        for loop in source.find_all(nodes.For):
+            if not (isinstance(loop.iter, nodes.Call) and loop.iter.node is _COUNT_ITEMS):
+                loop.iter = nodes.Call(_COUNT_ITEMS, [loop.iter], [], None, None, lineno=loop.iter.lineno)
+        return super()._generate(source, *args, **kwargs)
+
+    def counted(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        """A loop's items, each counted against the budget."""
+        for item in iterable:
+            self.ops += 1
+            if self.ops > self.max_ops:
+                self._over_budget()
+            yield item
+
+    def _over_budget(self) -> None:
+        if self.exhausted:
+            raise SecurityError("not evaluated: the templates' budget of loop items and calls ran out above")
+        self.exhausted = True
+        raise SecurityError(
+            f"the templates ran more than {self.max_ops} loop items and calls ({OPS_PER_RUN} per run of "
+            "--max-runs): nested loops or recursion? (--max-runs raises the budget)"
+        )
 
     def _cap(self, n: int, what: str) -> None:
         if n > self.max_items:
