@@ -53,6 +53,7 @@ class ApplyOptions:
     resubmit_unknown: bool = False
     call_timeout: float | None = 120.0  # an expired deadline is an "unknown" outcome, never a resend
     interrupt_wait: float = 10.0  # on Ctrl-C, how long to wait for calls in flight before calling them unknown
+    runs_per_second: float | None = None  # at most this many runs sent a second, on average (None: no limit)
 
 
 @dataclass
@@ -272,6 +273,7 @@ class Executor:
                 concurrency=opts.concurrency,
                 before_send=self._before_send,
                 timeout=opts.call_timeout,
+                runs_per_second=opts.runs_per_second,
             )
         else:
             submission = self.admin.submit_encoded(
@@ -280,6 +282,7 @@ class Executor:
                 concurrency=opts.concurrency,
                 before_send=self._before_send,
                 timeout=opts.call_timeout,
+                runs_per_second=opts.runs_per_second,
             )
         recorder = OutcomeRecorder(self._record)  # outcomes are written while the next chunks go out
         error: Exception | None = None

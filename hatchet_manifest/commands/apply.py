@@ -66,6 +66,12 @@ def confirm(count: int, where: str, yes: bool) -> None:
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=1000, show_default=True, help="Runs per bulk call.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True, help="Bulk calls in flight.")
 @click.option(
+    "--rps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Send at most this many runs per second, on average (default: as fast as the engine takes them).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
     default=120.0,
@@ -104,6 +110,7 @@ def command(
     yes: bool,
     batch_size: int,
     concurrency: int,
+    rps: float | None,
     timeout: float,
     resubmit_changed: bool,
     resubmit_unknown: bool,
@@ -127,7 +134,9 @@ def command(
     if plan_file is None:
         renderer = rargs.renderer(reveal_secrets=True)
         renderer.prepare()
-    options = ApplyOptions(batch_size, concurrency, not no_stamp, resubmit_changed, resubmit_unknown, timeout)
+    options = ApplyOptions(
+        batch_size, concurrency, not no_stamp, resubmit_changed, resubmit_unknown, timeout, runs_per_second=rps
+    )
     n = 1 if dry_run else _workers(renderer, workers, parallel_threshold)
     with (
         Workers(n) if n > 1 else contextlib.nullcontext() as pool,

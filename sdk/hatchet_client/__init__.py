@@ -27,7 +27,7 @@ from hatchet_client.errors import (
     SubmissionStopped,
     TokenError,
 )
-from hatchet_client.pipeline import Submission
+from hatchet_client.pipeline import Pacer, Submission
 from hatchet_client.runs import RunDetails, RunRow, TaskDetails, WorkflowRunRef, list_run_ids, list_runs
 from hatchet_client.token import TokenClaims, decode_token
 from hatchet_client.types import (
@@ -52,6 +52,7 @@ __all__ = [
     "Hatchet",
     "HatchetClientError",
     "ListRunsError",
+    "Pacer",
     "ResultTimeoutError",
     "RpcError",
     "RunDetails",

@@ -20,7 +20,7 @@ from hatchet_client.channel import auth_metadata, open_channel, wait_ready
 from hatchet_client.config import ClientConfig
 from hatchet_client.encode import RunEncoder
 from hatchet_client.errors import BulkSubmitError, BulkSubmitInterrupted, RpcError, SubmissionStopped
-from hatchet_client.pipeline import MAX_BATCH_SIZE, CallFuture, Submission, chunked, classify
+from hatchet_client.pipeline import MAX_BATCH_SIZE, CallFuture, Pacer, Submission, chunked, classify
 from hatchet_client.runs import RunDetails, TaskDetails, WorkflowRunRef
 from hatchet_client.types import Chunk, ChunkOutcome, OptionsLike, RunLike
 
@@ -91,6 +91,7 @@ class AdminClient:
         batch_size: int = MAX_BATCH_SIZE,
         concurrency: int = 2,
         timeout: float | None = None,
+        runs_per_second: float | Pacer | None = None,
     ) -> list[WorkflowRunRef]:
         """Trigger many runs in bulk; returns their refs in input order.
 
@@ -99,7 +100,8 @@ class AdminClient:
         run then stops the submission and raises BulkSubmitError (runs already submitted are in it, the
         validation error is its __cause__). An empty input sends nothing and returns [].
         On any failed or unknown chunk, raises BulkSubmitError carrying the run ids of every chunk that
-        succeeded (by input index) and the indices that failed, have an unknown fate, or were not sent."""
+        succeeded (by input index) and the indices that failed, have an unknown fate, or were not sent.
+        `runs_per_second`: send at most that many runs a second on average (a Pacer: the same, on its clock)."""
         max_send = self.config.grpc_max_send_message_length
         if isinstance(workflow_runs, Sequence):
             encoder = self._new_encoder()
@@ -113,7 +115,7 @@ class AdminClient:
             total = None
             pairs = ((i, run) for i, run in enumerate(workflow_runs))
             chunks = _as_ranges(chunked(self._encoded(pairs, self._new_encoder()), batch_size, max_send))
-        submission = self._submission(chunks, concurrency=concurrency, timeout=timeout)
+        submission = self._submission(chunks, concurrency=concurrency, timeout=timeout, rate=runs_per_second)
         by_chunk: dict[int, ChunkOutcome[int]] = {}
         stop: BaseException | None = None
         try:
@@ -142,12 +144,14 @@ class AdminClient:
         before_send: Callable[[Chunk[T]], object] | None = None,
         timeout: float | None = None,
         stop_on_unknown: bool = False,
+        runs_per_second: float | Pacer | None = None,
     ) -> Submission[T]:
         """Submit `(tag, run)` pairs lazily; iterate the result for one ChunkOutcome per chunk, in order of
         completion. `before_send(chunk)` runs synchronously before each call starts (record the chunk as
         pending there). `timeout`: per-call deadline in seconds (default: the config's call_timeout, else none);
         an expired deadline is an "unknown" outcome. `stop_on_unknown`: stop sending after the first unknown
-        outcome (SubmissionStopped). See hatchet_client.pipeline for the rules, Ctrl-C and close()."""
+        outcome (SubmissionStopped). `runs_per_second`: send at most that many runs a second on average (a
+        Pacer: the same, on its own clock). See hatchet_client.pipeline for the rules, Ctrl-C and close()."""
         return self.submit_encoded(
             self._encoded(((tag, run) for tag, run in runs), self._new_encoder()),
             batch_size=batch_size,
@@ -155,6 +159,7 @@ class AdminClient:
             before_send=before_send,
             timeout=timeout,
             stop_on_unknown=stop_on_unknown,
+            runs_per_second=runs_per_second,
         )
 
     def encoder(self) -> RunEncoder:
@@ -172,6 +177,7 @@ class AdminClient:
         before_send: Callable[[Chunk[T]], object] | None = None,
         timeout: float | None = None,
         stop_on_unknown: bool = False,
+        runs_per_second: float | Pacer | None = None,
     ) -> Submission[T]:
         """`submit` for `(tag, framed bytes)` pairs made by `encoder().encode_item`; same rules and outcomes."""
         return self._submission(
@@ -180,6 +186,7 @@ class AdminClient:
             before_send=before_send,
             timeout=timeout,
             stop_on_unknown=stop_on_unknown,
+            rate=runs_per_second,
         )
 
     def submit_chunks(
@@ -190,6 +197,7 @@ class AdminClient:
         before_send: Callable[[Chunk[T]], object] | None = None,
         timeout: float | None = None,
         stop_on_unknown: bool = False,
+        runs_per_second: float | Pacer | None = None,
     ) -> Submission[T]:
         """`submit_encoded` for items already grouped: each chunk is (tags, the concatenation of their framed
         bytes), at most MAX_BATCH_SIZE items and the max send size (as `chunked` makes them; checked as they
@@ -200,6 +208,7 @@ class AdminClient:
             before_send=before_send,
             timeout=timeout,
             stop_on_unknown=stop_on_unknown,
+            rate=runs_per_second,
         )
 
     def check(self, run: RunLike, index: int = 0, tag: object = None) -> int:
@@ -257,6 +266,7 @@ class AdminClient:
         timeout: float | None,
         before_send: Callable[[Chunk[T]], object] | None = None,
         stop_on_unknown: bool = False,
+        rate: float | Pacer | None = None,
     ) -> Submission[T]:
         return Submission(
             _Transport(self),
@@ -266,6 +276,7 @@ class AdminClient:
             timeout=self._timeout(timeout),
             connect_timeout=self.config.connect_timeout,
             stop_on_unknown=stop_on_unknown,
+            pacer=rate if isinstance(rate, Pacer) or rate is None else Pacer(rate),
         )
 
     def _timeout(self, timeout: float | None) -> float | None:

@@ -143,6 +143,32 @@ def _chunks(items: Iterable[tuple[T, bytes]], batch_size: int, max_send: int) ->
         yield tags, b"".join(parts)
 
 
+class Pacer:
+    """Spaces calls so that runs go out at most `rate` per second on average: the first chunk at once, each next
+    one when the runs sent so far are due. Time lost to a slow engine is not made up later in a burst."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not rate > 0:
+            raise ValueError(f"the rate must be above 0 runs per second, not {rate}")
+        self.rate = rate
+        self.clock = clock
+        self.sleep = sleep
+        self._due: float | None = None  # when the next call may start
+
+    def pause(self) -> float:
+        """Seconds to wait before the next call may start (0: now)."""
+        return 0.0 if self._due is None else max(0.0, self._due - self.clock())
+
+    def sent(self, runs: int) -> None:
+        now = self.clock()
+        self._due = max(self._due if self._due is not None else now, now) + runs / self.rate
+
+
 class Submission(Iterator[ChunkOutcome[T]], Generic[T]):
     """Iterator over chunk outcomes; see the module docstring. Made by `AdminClient.submit`."""
 
@@ -156,6 +182,7 @@ class Submission(Iterator[ChunkOutcome[T]], Generic[T]):
         timeout: float | None = None,
         connect_timeout: float = 30.0,
         stop_on_unknown: bool = False,
+        pacer: Pacer | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, not {concurrency}")
@@ -166,6 +193,7 @@ class Submission(Iterator[ChunkOutcome[T]], Generic[T]):
         self._timeout = timeout
         self._connect_timeout = connect_timeout
         self._stop_on_unknown = stop_on_unknown
+        self._pacer = pacer
 
         self._done_q: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._inflight: dict[int, tuple[Chunk[T], CallFuture]] = {}
@@ -199,7 +227,17 @@ class Submission(Iterator[ChunkOutcome[T]], Generic[T]):
             if not self._stopping and not self._input_done and self._next is None:
                 self._next = self._build()
             if self._next is not None and not self._stopping and len(self._inflight) < self._concurrency:
-                self._send(*self._next)
+                pause = self._pacer.pause() if self._pacer is not None else 0.0
+                if pause <= 0:
+                    self._send(*self._next)
+                    continue
+                assert self._pacer is not None
+                if self._inflight:  # not due yet: take what completes meanwhile
+                    outcome = self._take_completed(block=True, timeout=min(pause, _POLL_SECONDS))
+                    if outcome is not None:
+                        return self._deliver(outcome)
+                else:
+                    self._pacer.sleep(min(pause, _POLL_SECONDS))
                 continue
             if self._inflight:
                 outcome = self._take_completed(block=True)
@@ -268,9 +306,9 @@ class Submission(Iterator[ChunkOutcome[T]], Generic[T]):
             self._need_ready = True
         return outcome
 
-    def _take_completed(self, *, block: bool) -> ChunkOutcome[T] | None:
+    def _take_completed(self, *, block: bool, timeout: float = _POLL_SECONDS) -> ChunkOutcome[T] | None:
         try:
-            seq = self._done_q.get(timeout=_POLL_SECONDS) if block else self._done_q.get_nowait()
+            seq = self._done_q.get(timeout=timeout) if block else self._done_q.get_nowait()
         except queue.Empty:
             return None
         entry = self._inflight.get(seq)
@@ -333,5 +371,7 @@ class Submission(Iterator[ChunkOutcome[T]], Generic[T]):
         self._inflight[chunk.seq] = (chunk, future)
         self._next = self._sending = None
         self.sent_runs += len(chunk)
+        if self._pacer is not None:
+            self._pacer.sent(len(chunk))
         seq = chunk.seq
         future.add_done_callback(lambda _f: self._done_q.put(seq))

@@ -177,3 +177,11 @@ def test_a_second_apply_is_told_who_holds_the_lock_and_may_wait(project: Path, r
     assert waited.exit_code == 0, waited.stderr
     assert "waiting up to 30s for the ledger lock" in waited.stderr and "got the ledger lock" in waited.stderr
     assert len(engine_runs(STATE)) == EXAMPLES
+
+
+def test_rps_limits_the_rate_and_must_be_positive(project: Path, run_cli: RunCli) -> None:
+    result = run_cli("apply", "manifests/bulk-parent.yaml", "--yes", "--rps", "0")
+    assert result.exit_code == 2
+    assert "--rps" in result.stderr
+    code, data, _ = apply(run_cli, "--rps", "5000", "--batch-size", "5", path="manifests/bulk-parent.yaml")
+    assert (code, data["submitted"]) == (0, 20)  # the pacing itself is tested on a fake clock (tests/sdk)

@@ -17,6 +17,7 @@ from hatchet_client import (
     ChunkOutcome,
     ClientConfig,
     Hatchet,
+    Pacer,
     SubmissionStopped,
 )
 from hatchet_client.encode import RunEncoder, varint
@@ -286,3 +287,50 @@ def test_ctrl_c_in_run_workflows_keeps_what_was_submitted(engine: Any, hatchet: 
     assert partial.not_sent_from == 30
     inputs = {r.run_id: r.input["n"] for r in stored()}
     assert all(inputs[run_id] == i for i, run_id in partial.run_ids.items())
+
+
+class FakeClock:
+    """A clock that moves only when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_the_pacer_spaces_calls_and_makes_up_no_lost_time() -> None:
+    clock = FakeClock()
+    pacer = Pacer(100, clock, clock.sleep)
+    assert pacer.pause() == 0.0  # the first call goes at once
+    pacer.sent(50)
+    assert pacer.pause() == 0.5
+    clock.now = 2.0  # the engine was slow: no burst to catch up
+    assert pacer.pause() == 0.0
+    pacer.sent(100)
+    assert pacer.pause() == 1.0
+    with pytest.raises(ValueError, match="above 0"):
+        Pacer(0)
+
+
+def test_runs_per_second_paces_the_calls(hatchet: Hatchet, stored: Stored) -> None:
+    clock = FakeClock()
+    sent_at: list[float] = []
+    outcomes = list(
+        hatchet.admin.submit(
+            runs(40),
+            batch_size=10,
+            concurrency=1,
+            before_send=lambda chunk: sent_at.append(clock()),
+            runs_per_second=Pacer(20, clock, clock.sleep),  # 10 runs a call: one call every 0.5 s
+        )
+    )
+    assert [o.state for o in outcomes] == ["submitted"] * 4
+    assert sent_at == [0.0, 0.5, 1.0, 1.5]
+    assert all(0 < s <= 0.25 for s in clock.slept)  # short sleeps: outcomes and Ctrl-C are not kept waiting
+    assert len(stored()) == 40
