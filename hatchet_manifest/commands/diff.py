@@ -186,10 +186,10 @@ def command(
             summary = emit(plan, output, head, writer, show_unchanged)
             if writer is not None:
                 writer.finish(dict(summary), lambda keys: ledger.state_digest(target, keys))
+                click.echo(f"plan saved to {out}", err=True)
             lookup_warnings(plan, lookup, known_rows, targs.warn_age)
             if lookup is not None:
                 lookup.close()
-                click.echo(f"plan saved to {out}", err=True)
     changes = sum(summary[a] for a in ("create", "changed", "removed", "unknown"))
     if detailed_exitcode and changes:
         ctx.exit(EXIT_CHANGES)

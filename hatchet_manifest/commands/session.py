@@ -46,25 +46,33 @@ def why_target(engine: str) -> str:
     )
 
 
+_ENGINE_OPTION = click.option(
+    "--engine",
+    type=click.Choice(["auto", "embedded", "remote"]),
+    default="auto",
+    show_default=True,
+    help="remote: HATCHET_CLIENT_* settings; embedded: the local engine in the state dir; auto: remote "
+    "when HATCHET_CLIENT_TOKEN is set.",
+)
+_LOCK_WAIT_OPTION = click.option(
+    "--lock-wait",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Seconds to wait for another apply on the same target to finish.",
+)
+
+
+def ledger_target_options(func: F) -> F:
+    """The options that name a target and its ledger (for commands that plan nothing)."""
+    for decorator in reversed([state_dir_option, ledger_option, _ENGINE_OPTION, _LOCK_WAIT_OPTION]):
+        func = decorator(func)
+    return func
+
+
 def target_options(func: F) -> F:
     decorators = [
-        state_dir_option,
-        ledger_option,
-        click.option(
-            "--engine",
-            type=click.Choice(["auto", "embedded", "remote"]),
-            default="auto",
-            show_default=True,
-            help="remote: HATCHET_CLIENT_* settings; embedded: the local engine in the state dir; auto: remote "
-            "when HATCHET_CLIENT_TOKEN is set.",
-        ),
-        click.option(
-            "--lock-wait",
-            type=click.FloatRange(min=0),
-            default=0.0,
-            show_default=True,
-            help="Seconds to wait for another apply on the same target to finish.",
-        ),
+        ledger_target_options,
         click.option(
             "--settle-grace",
             type=click.FloatRange(min=0),
