@@ -268,13 +268,17 @@ class Executor:
         chunks = spool.chunks(opts.batch_size)  # stored as they are sent, unless spooled for another batch size
         if chunks is not None:
             self._ahead = WriteAhead(chunks, self._write_ahead)  # pending records made while chunks go out
-            submission = self.admin.submit_chunks(
-                iter(self._ahead),
-                concurrency=opts.concurrency,
-                before_send=self._before_send,
-                timeout=opts.call_timeout,
-                runs_per_second=opts.runs_per_second,
-            )
+            try:
+                submission = self.admin.submit_chunks(
+                    iter(self._ahead),
+                    concurrency=opts.concurrency,
+                    before_send=self._before_send,
+                    timeout=opts.call_timeout,
+                    runs_per_second=opts.runs_per_second,
+                )
+            except BaseException:  # bad arguments: nothing was sent; the thread must not outlive the call
+                self._ahead.stop()
+                raise
         else:
             submission = self.admin.submit_encoded(
                 spool,
