@@ -278,6 +278,7 @@ class Executor:
                 )
             except BaseException:  # bad arguments: nothing was sent; the thread must not outlive the call
                 self._ahead.stop()
+                self._unsent()
                 raise
         else:
             submission = self.admin.submit_encoded(
