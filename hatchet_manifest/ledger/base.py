@@ -13,7 +13,7 @@ import itertools
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -143,6 +143,22 @@ class TransitionError(LedgerError):
         self.problems = dict(sorted(problems.items()))
         items = [f"{key} ({why})" for key, why in self.problems.items()]
         super().__init__(f"cannot {action} {len(items)} run(s) for target {target.id}: {_some(items)}")
+
+
+def refusals(runs: Iterable[tuple[str, str | None]], current: Mapping[str, tuple[str, str | None]]) -> dict[str, str]:
+    """Why a state change left these runs alone, key -> reason, from what the ledger holds for them now
+    (`current`: key -> (state, run id)). `runs`: (key, the run id the engine reported, or None for an outcome
+    without one). A run submitted as that same id changed nothing and is no problem."""
+    problems: dict[str, str] = {}
+    for key, run_id in runs:
+        state, existing = current.get(key, (None, None))
+        accepted = f"; the engine accepted it as run {run_id}" if run_id else ""
+        if state is None:
+            problems[key] = f"not in the ledger{accepted}"
+        elif state == "submitted" and existing != run_id:
+            reported = f"; now reported as run {run_id}" if run_id else ""
+            problems[key] = f"already submitted as run {existing}{reported}"
+    return problems
 
 
 def ensure_unique(keys: Iterable[str], what: str) -> list[str]:

@@ -35,6 +35,7 @@ from hatchet_manifest.ledger.base import (
     Target,
     TransitionError,
     ensure_unique,
+    refusals,
     replacing,
     utc_now,
 )
@@ -227,17 +228,16 @@ class PostgresLedger(Ledger):
         return target_id
 
     @staticmethod
-    def _changed(
-        conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], target_id: int
-    ) -> tuple[set[str], set[str]]:
-        """Run an upsert-as-update (see postgres_sql); returns (keys changed, keys not in the ledger)."""
+    def _changed(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], target_id: int) -> set[str]:
+        """Run an upsert-as-update (see postgres_sql); returns the keys changed. Keys not in the ledger were
+        inserted as placeholders: they are deleted again (and `_current` then does not find them)."""
         changed: set[str] = set()
         missing: set[str] = set()
         for key, inserted in conn.execute(sql, params).fetchall():
             (missing if inserted else changed).add(key)
         if missing:
             conn.execute(DELETE_PLACEHOLDERS, (target_id, text_array(sorted(missing))))
-        return changed, missing
+        return changed
 
     @staticmethod
     def _current(conn: psycopg.Connection[Any], target_id: int, keys: Sequence[str]) -> dict[str, tuple[str, Any]]:
@@ -404,17 +404,11 @@ class PostgresLedger(Ledger):
                 "keys": text_array(keys),
                 "run_ids": text_array([run_id for _, run_id in pairs]),
             }
-            done, missing = self._changed(conn, UPDATE_SUBMITTED, params, target_id)
+            done = self._changed(conn, UPDATE_SUBMITTED, params, target_id)
             if len(done) == len(keys):
                 return {}
-            current = self._current(conn, target_id, [key for key in keys if key not in done and key not in missing])
-            problems = {}
-            for key, run_id in pairs:
-                if key in missing:
-                    problems[key] = f"not in the ledger; the engine accepted it as run {run_id}"
-                elif key not in done:
-                    problems[key] = f"already submitted as run {current[key][1]}; now reported as run {run_id}"
-            return problems
+            current = self._current(conn, target_id, [key for key in keys if key not in done])
+            return refusals(((key, run_id) for key, run_id in pairs if key not in done), current)
 
         problems = self._call(body)
         if problems:
@@ -431,17 +425,11 @@ class PostgresLedger(Ledger):
             if target_id is None:
                 return {key: "not in the ledger" for key in listed}
             params = {"state": state, "error": error, "now": now, "target": target_id, "keys": text_array(listed)}
-            done, missing = self._changed(conn, UPDATE_OUTCOME, params, target_id)
+            done = self._changed(conn, UPDATE_OUTCOME, params, target_id)
             if len(done) == len(listed):
                 return {}
-            current = self._current(conn, target_id, [key for key in listed if key not in done and key not in missing])
-            problems = {}
-            for key in listed:
-                if key in missing:
-                    problems[key] = "not in the ledger"
-                elif key not in done:
-                    problems[key] = f"already submitted as run {current[key][1]}"
-            return problems
+            current = self._current(conn, target_id, [key for key in listed if key not in done])
+            return refusals(((key, None) for key in listed if key not in done), current)
 
         problems = self._call(body)
         if problems:

@@ -30,6 +30,7 @@ from hatchet_manifest.ledger.base import (
     TransitionError,
     chunked,
     ensure_unique,
+    refusals,
     replacing,
     utc_now,
 )
@@ -394,13 +395,7 @@ class SqliteLedger(Ledger):
                     params = [*itertools.chain.from_iterable(batch), now, target_id]
                     changed += _changes(conn, sql, params)
                 if changed != len(keys):
-                    current = self._current(conn, target_id, keys)
-                    for key, run_id in pairs:
-                        state, existing = current.get(key, (None, None))
-                        if state is None:
-                            problems[key] = f"not in the ledger; the engine accepted it as run {run_id}"
-                        elif state == "submitted" and existing != run_id:
-                            problems[key] = f"already submitted as run {existing}; now reported as run {run_id}"
+                    problems = refusals(pairs, self._current(conn, target_id, keys))
         if problems:
             raise TransitionError(target, "record as submitted", problems)
 
@@ -417,13 +412,7 @@ class SqliteLedger(Ledger):
             else:
                 params = [(state, error, now, target_id, key) for key in listed]
                 if conn.executemany(UPDATE_OUTCOME, params).rowcount != len(params):
-                    current = self._current(conn, target_id, listed)
-                    for key in listed:
-                        found, run_id = current.get(key, (None, None))
-                        if found is None:
-                            problems[key] = "not in the ledger"
-                        elif found == "submitted":
-                            problems[key] = f"already submitted as run {run_id}"
+                    problems = refusals(((key, None) for key in listed), self._current(conn, target_id, listed))
         if problems:
             raise TransitionError(target, f"record as {state}", problems)
 
