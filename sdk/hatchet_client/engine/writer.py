@@ -76,6 +76,7 @@ class RunWriter:
         self._thread.start()
 
     def write(self, rows: Sequence[RunRow]) -> None:
+        """Store the rows; returns once they are committed. No rows: an index_now() request."""
         pending = _Pending(rows)
         with self._lock:
             if self._closed or self._thread is None:
@@ -87,14 +88,7 @@ class RunWriter:
 
     def index_now(self) -> None:
         """Index every stored run before returning (normally done in idle time)."""
-        pending = _Pending(())
-        with self._lock:
-            if self._closed or self._thread is None:
-                raise EngineStopping("the engine is not running")
-            self._queue.put(pending)
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
+        self.write(())
 
     def close(self) -> None:
         """Commit what was queued, then stop the thread and close the connection."""
