@@ -353,11 +353,10 @@ def _plan_block(
     blob: bytes,
     errors: list[tuple[int, str, str]],
 ) -> None:
-    live = range(len(keys))
     known = plan.baseline.lookup(keys)
     fallback = plan.fallback
     if fallback is not None:
-        unknown = [i for i in live if keys[i] not in known]
+        unknown = [i for i, key in enumerate(keys) if key not in known]
         silent = {e for e in set(entries) if fallback.finds_nothing(names[e][0])} if unknown else set()
         missing = [(Ref(keys[i], *names[entries[i]]), digests[i]) for i in unknown if entries[i] not in silent]
         if missing:
@@ -377,7 +376,7 @@ def _plan_block(
     chosen: list[int] = []
     counted: dict[tuple[Action, int], int] = {}  # (action, entry) -> runs
     get = known.get
-    for i in live:
+    for i in range(len(keys)):
         k = get(keys[i])
         action: Action = "create" if k is None else classify(digests[i], k)
         counted[action, entries[i]] = counted.get((action, entries[i]), 0) + 1

@@ -329,13 +329,6 @@ class Renderer:
         assert self._entries is not None
         return list(self._entries)
 
-    def duplicate(self, entry_no: int, where: str, key: str, ordinal: int | None = None) -> None:
-        """Record the problem of a run whose key was seen before (as `runs` does)."""
-        entry = self.entry(entry_no)
-        if ordinal is not None:
-            self._ordinal = ordinal
-        self._fail(entry, where, "key", f"duplicate key {key!r}" + _dup_hint(entry), ("key",))
-
     def _unique(self, keys: KeySet, batch: list[tuple[_Entry | _TemplateEntry, RenderedRun]]) -> Iterator[RenderedRun]:
         """The runs of a batch whose keys were not seen before (duplicates become problems)."""
         dups = set(keys.add_batch([run.key for _, run in batch]))
