@@ -97,20 +97,11 @@ class RunEncoder:
 
     def encode_item(self, run: Mapping[str, Any], index: int, tag: object = None) -> bytes:
         """The run as one framed element of `BulkTriggerWorkflowRequest.workflows` (tag, length, message)."""
-        body = self._fast(run) if type(run) is dict else None
-        if body is None:
-            body = self._general(run, index, tag)
-        size = len(body)
-        header = b"\n" + varint(size)
-        if size + len(header) > self.max_send:
-            self._too_big(size + len(header), index, tag)
-        return header + body
+        return self._framed(self._body(run, index, tag), index, tag)
 
     def encode_request(self, run: Mapping[str, Any], index: int, tag: object = None) -> bytes:
         """The run as the bytes of a `v1.TriggerWorkflowRequest` (a TriggerWorkflow call's whole message)."""
-        body = self._fast(run) if type(run) is dict else None
-        if body is None:
-            body = self._general(run, index, tag)
+        body = self._body(run, index, tag)
         if len(body) > self.max_send:
             self._too_big(len(body), index, tag)
         return body
@@ -136,14 +127,18 @@ class RunEncoder:
                 _check_nul_bytes(metadata_json, "options.additional_metadata", index, tag)
             parts += (b":", varint(len(metadata_json)), metadata_json)
         if priority is not None:
-            if type(priority) is not int or not 1 <= priority <= 3:
-                raise RunValidationError(index, "options.priority", f"expected 1, 2 or 3, got {priority!r}", tag)
-            parts += (b"H", _VARINT_1[priority])
-        body = b"".join(parts)
-        size = len(body)
-        header = b"\n" + varint(size)
-        if size + len(header) > self.max_send:
-            self._too_big(size + len(header), index, tag)
+            parts.append(_priority_field(priority, index, tag))
+        return self._framed(b"".join(parts), index, tag)
+
+    def _body(self, run: Mapping[str, Any], index: int, tag: object) -> bytes:
+        body = self._fast(run) if type(run) is dict else None
+        return self._general(run, index, tag) if body is None else body
+
+    def _framed(self, body: bytes, index: int, tag: object) -> bytes:
+        """`body` as an element of a bulk request: its tag and length first; within the max send size."""
+        header = b"\n" + varint(len(body))
+        if len(body) + len(header) > self.max_send:
+            self._too_big(len(body) + len(header), index, tag)
         return header + body
 
     def _too_big(self, size: int, index: int, tag: object) -> None:
@@ -163,12 +158,8 @@ class RunEncoder:
         prefix = self._plain_names.get(name)
         if prefix is None:
             return None
-        try:
-            text = self._json(inp)
-            data = text.encode()
-        except (ValueError, TypeError, RecursionError):
-            return None
-        if "\\u0000" in text:
+        data = self._fast_json(inp)
+        if data is None:
             return None
         if options is None:
             return b"".join((prefix, varint(len(data)), data))
@@ -182,20 +173,24 @@ class RunEncoder:
         for key, value in metadata.items():
             if type(key) is not str or type(value) is not str:
                 return None
-        try:
-            meta_text = self._json(metadata)
-            meta = meta_text.encode()
-        except (ValueError, TypeError, RecursionError):
-            return None
-        if "\\u0000" in meta_text:
+        meta = self._fast_json(metadata)
+        if meta is None:
             return None
         return b"".join((prefix, varint(len(data)), data, b":", varint(len(meta)), meta))
+
+    def _fast_json(self, value: object) -> bytes | None:
+        """The JSON bytes of a value without a NUL; None for anything else (`_general` reports it)."""
+        try:
+            text = self._json(value)
+            data = text.encode()
+        except (ValueError, TypeError, RecursionError):
+            return None
+        return None if "\\u0000" in text else data
 
     def _general(self, run: Mapping[str, Any], index: int, tag: object) -> bytes:
         if type(run) is not dict and not isinstance(run, Mapping):
             raise RunValidationError(index, "run", f"expected a dict, got {type(run).__name__}", tag)
-        if not 2 <= len(run) <= 3 or not run.keys() <= _RUN_KEYS:
-            self._check_run_keys(run, index, tag)
+        self._check_run_keys(run, index, tag)
         options = run.get("options")
         ns_override: str | None = None
         if options is not None:
@@ -280,12 +275,16 @@ class RunEncoder:
             parts.append(_string_field(0x42, worker_id))
         priority = options.get("priority")
         if priority is not None:
-            if type(priority) is not int or not 1 <= priority <= 3:
-                raise RunValidationError(index, "options.priority", f"expected 1, 2 or 3, got {priority!r}", tag)
-            parts += (b"H", _VARINT_1[priority])
+            parts.append(_priority_field(priority, index, tag))
         labels = options.get("desired_worker_labels")
         if labels:
             parts += _labels(labels, index, tag)
+
+
+def _priority_field(priority: object, index: int, tag: object) -> bytes:
+    if type(priority) is not int or not 1 <= priority <= 3:
+        raise RunValidationError(index, "options.priority", f"expected 1, 2 or 3, got {priority!r}", tag)
+    return b"H" + _VARINT_1[priority]
 
 
 def _check_nul_bytes(data: bytes, field: str, index: int, tag: object) -> None:

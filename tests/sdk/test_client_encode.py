@@ -153,6 +153,8 @@ def test_metadata_scalars_become_strings() -> None:
         (["W", {}], "run 4: run: expected a dict, got list"),
         ({"input": {}}, "run 4: workflow_name: missing"),
         ({"workflow_name": "W"}, "run 4: input: missing"),
+        ({"workflow_name": "W", "options": {}}, "run 4: input: missing"),  # three keys, one of them missing
+        ({"input": {}, "options": {}}, "run 4: workflow_name: missing"),
         (ok(key="k"), "run 4: key: unknown key (expected workflow_name, input, options)"),
         ({"workflow_name": "", "input": {}}, "run 4: workflow_name: expected a non-empty string"),
         ({"workflow_name": 3, "input": {}}, "run 4: workflow_name: expected a non-empty string"),
