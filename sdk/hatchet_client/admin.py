@@ -52,7 +52,7 @@ class AdminClient:
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
         self._metadata = auth_metadata(config)
-        self._encoder = RunEncoder(config.namespace, config.grpc_max_send_message_length)
+        self._encoder = self._new_encoder()
         self._connected = False
 
     # -- the docs' API -----------------------------------------------------------------------------------
@@ -102,20 +102,13 @@ class AdminClient:
         On any failed or unknown chunk, raises BulkSubmitError carrying the run ids of every chunk that
         succeeded (by input index) and the indices that failed, have an unknown fate, or were not sent.
         `runs_per_second`: send at most that many runs a second on average (a Pacer: the same, on its clock)."""
-        max_send = self.config.grpc_max_send_message_length
-        if isinstance(workflow_runs, Sequence):
-            encoder = self._new_encoder()
-            encoded = chunked(
-                ((i, encoder.encode_item(run, i)) for i, run in enumerate(workflow_runs)), batch_size, max_send
-            )
-            ready: deque[tuple[Sequence[int], bytes]] = deque(_as_ranges(encoded))
-            total: int | None = len(workflow_runs)
-            chunks: Iterator[tuple[Sequence[int], bytes]] = _handed_over(ready)
-        else:
-            total = None
-            pairs = ((i, run) for i, run in enumerate(workflow_runs))
-            chunks = _as_ranges(chunked(self._encoded(pairs, self._new_encoder()), batch_size, max_send))
-        submission = self._submission(chunks, concurrency=concurrency, timeout=timeout, rate=runs_per_second)
+        encoded = self._encoded(enumerate(workflow_runs), self._new_encoder())
+        chunks = _as_ranges(chunked(encoded, batch_size, self.config.grpc_max_send_message_length))
+        total: int | None = None
+        if isinstance(workflow_runs, Sequence):  # validated and encoded whole before anything is sent
+            total = len(workflow_runs)
+            chunks = _handed_over(deque(chunks))
+        submission = self._submission(chunks, concurrency=concurrency, timeout=timeout, runs_per_second=runs_per_second)
         by_chunk: dict[int, ChunkOutcome[int]] = {}
         stop: BaseException | None = None
         try:
@@ -153,7 +146,7 @@ class AdminClient:
         outcome (SubmissionStopped). `runs_per_second`: send at most that many runs a second on average (a
         Pacer: the same, on its own clock). See hatchet_client.pipeline for the rules, Ctrl-C and close()."""
         return self.submit_encoded(
-            self._encoded(((tag, run) for tag, run in runs), self._new_encoder()),
+            self._encoded(iter(runs), self._new_encoder()),
             batch_size=batch_size,
             concurrency=concurrency,
             before_send=before_send,
@@ -186,7 +179,7 @@ class AdminClient:
             before_send=before_send,
             timeout=timeout,
             stop_on_unknown=stop_on_unknown,
-            rate=runs_per_second,
+            runs_per_second=runs_per_second,
         )
 
     def submit_chunks(
@@ -208,13 +201,8 @@ class AdminClient:
             before_send=before_send,
             timeout=timeout,
             stop_on_unknown=stop_on_unknown,
-            rate=runs_per_second,
+            runs_per_second=runs_per_second,
         )
-
-    def check(self, run: RunLike, index: int = 0, tag: object = None) -> int:
-        """Validate one run as `submit` would; returns its encoded size in bytes. Raises RunValidationError."""
-        with self._lock:
-            return len(self._encoder.encode_item(run, index, tag))
 
     # -- runs --------------------------------------------------------------------------------------------
 
@@ -266,7 +254,7 @@ class AdminClient:
         timeout: float | None,
         before_send: Callable[[Chunk[T]], object] | None = None,
         stop_on_unknown: bool = False,
-        rate: float | Pacer | None = None,
+        runs_per_second: float | Pacer | None = None,
     ) -> Submission[T]:
         return Submission(
             _Transport(self),
@@ -276,7 +264,9 @@ class AdminClient:
             timeout=self._timeout(timeout),
             connect_timeout=self.config.connect_timeout,
             stop_on_unknown=stop_on_unknown,
-            pacer=rate if isinstance(rate, Pacer) or rate is None else Pacer(rate),
+            pacer=runs_per_second
+            if runs_per_second is None or isinstance(runs_per_second, Pacer)
+            else Pacer(runs_per_second),
         )
 
     def _timeout(self, timeout: float | None) -> float | None:

@@ -103,6 +103,19 @@ def issue_token(
     path = Path(db_path)
     tenant_id = init_database(path)
     secret = tokens.load_or_create_secret(tokens.secret_path(path))
+    return _sign_token(path, tenant_id, secret, host, port, rest_port, tls, ttl)
+
+
+def _sign_token(
+    path: Path,
+    tenant_id: str,
+    secret: bytes,
+    host: str,
+    port: int,
+    rest_port: int | None,
+    tls: bool,
+    ttl: timedelta,
+) -> str:
     address, server_url = urls(host, port, default_rest_port(port) if rest_port is None else rest_port, tls)
     claims = tokens.new_claims(tenant_id, server_url, address, ttl.total_seconds())
     register_token(path, claims["token_id"], claims["iat"], claims["exp"])
@@ -134,6 +147,7 @@ class Engine:
         self.tenant_id: str = init_database(self.db_path)
         self._secret = tokens.load_or_create_secret(tokens.secret_path(self.db_path))
         self._faults = FaultSchedule()
+        self._env_faults_armed = False  # HATCHET_ENGINE_FAULTS is armed by the first start only
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._port: int | None = None
@@ -147,13 +161,15 @@ class Engine:
     # --- lifecycle ---
 
     def start(self) -> Engine:
-        """Start serving (non-blocking). Faults listed in HATCHET_ENGINE_FAULTS are armed first."""
+        """Start serving (non-blocking). Faults listed in HATCHET_ENGINE_FAULTS are armed by the first start."""
         with self._lock:
             if self._grpc is not None:
                 raise EngineError("the engine is already running")
-            env_faults = os.environ.get(ENV_VAR)
-            for fault in faults_from_json(env_faults) if env_faults else []:
-                self._faults.inject(fault)
+            if not self._env_faults_armed:
+                env_faults = os.environ.get(ENV_VAR)
+                for fault in faults_from_json(env_faults) if env_faults else []:
+                    self._faults.inject(fault)
+                self._env_faults_armed = True
             self._stopping.clear()
             try:
                 self._start()
@@ -255,9 +271,16 @@ class Engine:
         return urls(self.host, self.port, self.rest_port, self.tls is not None)[1]
 
     def token(self, ttl: timedelta = DEFAULT_TOKEN_TTL) -> str:
-        """A token for this running engine (its actual ports)."""
-        return issue_token(
-            self.db_path, host=self.host, port=self.port, rest_port=self.rest_port, tls=self.tls is not None, ttl=ttl
+        """A token for this running engine (its actual ports); its database is set up already."""
+        return _sign_token(
+            Path(self.db_path),
+            self.tenant_id,
+            self._secret,
+            self.host,
+            self.port,
+            self.rest_port,
+            self.tls is not None,
+            ttl,
         )
 
     # --- testing aids ---
@@ -265,9 +288,6 @@ class Engine:
     def inject(self, fault: Fault) -> None:
         """Arm a fault for a coming trigger call (see Fault)."""
         self._faults.inject(fault)
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
 
     def index_now(self) -> None:
         """Index every stored run now (normally done when the engine is idle); lookups are complete either way."""

@@ -75,10 +75,6 @@ class FaultSchedule:
         with self._lock:
             self._armed.append((self._calls, fault))
 
-    def clear(self) -> None:
-        with self._lock:
-            self._armed.clear()
-
     def next_call(self) -> list[Fault]:
         """Count one trigger call; return the faults that hit it (in injection order)."""
         with self._lock:

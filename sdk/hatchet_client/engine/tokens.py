@@ -22,7 +22,6 @@ from hatchet_client.engine.errors import EngineError, TokenError
 
 ISSUER = "hatchet-manifest-engine"
 AUDIENCE = "hatchet-manifest-engine"
-DEFAULT_TTL_SECONDS = 365 * 24 * 3600
 CLOCK_LEEWAY_SECONDS = 60
 _HEADER = {"alg": "HS256", "typ": "JWT"}
 _SECRET_BYTES = 32
