@@ -155,8 +155,9 @@ class ClientConfig:
         strategy = (setting("tls_strategy", tls_strategy) or "tls").lower()
         if strategy not in ("tls", "mtls", "none"):
             raise ConfigError(f"{ENV_PREFIX}TLS_STRATEGY must be tls, mtls or none, not {strategy!r}")
+        used = {"tls": ("tls_root_ca_file",), "mtls": ("tls_root_ca_file", "tls_cert_file", "tls_key_file")}
         files = {
-            name: _existing_file(name, setting(name, value)) if strategy != "none" else None
+            name: _existing_file(name, setting(name, value)) if name in used.get(strategy, ()) else None
             for name, value in (
                 ("tls_root_ca_file", tls_root_ca_file),
                 ("tls_cert_file", tls_cert_file),
@@ -169,8 +170,8 @@ class ClientConfig:
             strategy=cast(TLSStrategy, strategy),
             server_name=setting("tls_server_name", tls_server_name) or host or "localhost",
             root_ca_file=files["tls_root_ca_file"],
-            cert_file=files["tls_cert_file"] if strategy == "mtls" else None,
-            key_file=files["tls_key_file"] if strategy == "mtls" else None,
+            cert_file=files["tls_cert_file"],
+            key_file=files["tls_key_file"],
         )
         self.grpc_max_send_message_length = _positive_int(
             "grpc_max_send_message_length", setting("grpc_max_send_message_length", grpc_max_send_message_length)

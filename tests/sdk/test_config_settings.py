@@ -154,6 +154,9 @@ def test_tls_files_are_checked_and_mtls_needs_a_client_certificate(
     # With TLS off, certificate settings are ignored (even missing files).
     off = ClientConfig(token=token, tls_strategy="none", tls_root_ca_file=missing, environ={})
     assert off.tls.root_ca_file is None
+    # Plain TLS uses no client certificate: a stale one left in the environment is ignored, not an error.
+    plain = ClientConfig(token=token, environ={"HATCHET_CLIENT_TLS_CERT_FILE": str(missing)})
+    assert (plain.tls.strategy, plain.tls.cert_file, plain.tls.key_file) == ("tls", None, None)
 
 
 @pytest.mark.parametrize(
