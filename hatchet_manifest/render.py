@@ -30,7 +30,7 @@ from hatchet_manifest.expand import ExpandError, loop_items, matrix_combos
 from hatchet_manifest.keyset import KeySet
 from hatchet_manifest.loader import LoadedManifest, pydantic_problems
 from hatchet_manifest.model import RunEntry, TemplateItem
-from hatchet_manifest.rendered import Limits, RenderedRun, content_digest
+from hatchet_manifest.rendered import Limits, RenderedRun, canonical_json, content_digest
 from hatchet_manifest.template import REVEAL_VAR, Environment, render_capped
 from hatchet_manifest.validate import (
     SchemaRegistry,
@@ -492,9 +492,7 @@ class Renderer:
         small: bool = False,
     ) -> None:
         if not small and may_be_large(data, self.limits.max_request_bytes):
-            size = request_size(
-                workflow, json.dumps(data, ensure_ascii=False), json.dumps(metadata, ensure_ascii=False)
-            )
+            size = request_size(workflow, canonical_json(data), canonical_json(metadata))  # as sent: compact
             if size > self.limits.max_request_bytes:
                 self._fail(
                     entry,

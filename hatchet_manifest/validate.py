@@ -82,8 +82,9 @@ def check_priority(value: Any) -> tuple[int | None, str | None]:
     return value, None
 
 
-def request_size(workflow_name: str, input_text: str, metadata_text: str) -> int:
-    return len(workflow_name.encode()) + len(input_text.encode()) + len(metadata_text.encode()) + REQUEST_OVERHEAD
+def request_size(workflow_name: str, input_json: bytes, metadata_json: bytes) -> int:
+    """The size of a run's request, from the JSON texts as sent (compact, UTF-8)."""
+    return len(workflow_name.encode()) + len(input_json) + len(metadata_json) + REQUEST_OVERHEAD
 
 
 class SchemaRegistry:

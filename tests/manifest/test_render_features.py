@@ -303,6 +303,22 @@ runs:
     assert len(msgs) == 1 and "over the 4194304-byte limit" in msgs[0]
 
 
+def test_request_size_counts_the_json_as_sent(tmp_path: Path) -> None:
+    """3,000,001 bytes of compact JSON ("[1,1,...]") fit; with ", " separators it would have counted 4.5 MB."""
+    path = write(
+        tmp_path,
+        """
+metadata: {name: list}
+runs:
+  - workflow_name: W
+    key: k
+    input: {xs: "{{ [1] * 1500000 }}"}
+""",
+    )
+    [run] = hm.Renderer(hm.load([path]), schema_dir=tmp_path / "schemas").runs()
+    assert len(run.input["xs"]) == 1_500_000
+
+
 @pytest.mark.parametrize("fmt", ["json", "jsonl", "yaml", "table"])
 def test_render_formats(tmp_path: Path, run_cli: RunCli, fmt: str) -> None:
     path = write(
