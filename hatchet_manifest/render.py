@@ -35,7 +35,9 @@ from hatchet_manifest.template import REVEAL_VAR, Environment, render_capped
 from hatchet_manifest.validate import (
     SchemaRegistry,
     check_json,
+    check_key,
     check_priority,
+    check_workflow_name,
     describe,
     may_be_large,
     metadata_value,
@@ -389,10 +391,9 @@ class Renderer:
     def _build(self, entry: _Entry, values: list[Any], where: str) -> RenderedRun:
         bad = False
         workflow = entry.workflow.build(values)
-        if not isinstance(workflow, str) or not workflow.strip():
-            self._fail(
-                entry, where, "workflow_name", f"must be a non-empty string, got {workflow!r}", ("workflow_name",)
-            )
+        error = check_workflow_name(workflow)
+        if error:
+            self._fail(entry, where, "workflow_name", error, ("workflow_name",))
             bad = True
         try:
             data = entry.input.build(values)
@@ -466,19 +467,10 @@ class Renderer:
         where: str,
     ) -> str:
         if entry.key is None:
-            digest = content_digest(workflow, data, metadata)
-            return f"{entry.manifest.name}/{entry.index}/{digest[:12]}"
-        key = entry.key.build(values)
-        if isinstance(key, int) and not isinstance(key, bool):
-            key = str(key)
-        if not isinstance(key, str) or not key.strip() or len(key) > 512 or not key.isprintable():
-            self._fail(
-                entry,
-                where,
-                "key",
-                f"must be a non-empty string of at most 512 printable characters, got {key!r}",
-                ("key",),
-            )
+            return _default_key(entry, workflow, data, metadata)
+        key, error = check_key(entry.key.build(values))
+        if key is None:
+            self._fail(entry, where, "key", str(error), ("key",))
             raise _Skip()
         return key
 
@@ -554,12 +546,19 @@ class Renderer:
             if error:
                 self._fail(entry, where, "options.priority", error)
                 bad = True
+            error = check_workflow_name(item.workflow_name)
+            if error:
+                self._fail(entry, where, "workflow_name", error)
+                bad = True
+            key: str | None = None
+            if item.key is not None:
+                key, error = check_key(item.key)
+                if error:
+                    self._fail(entry, where, "key", error)
+                    bad = True
             if bad or metadata is None:
                 continue
-            key = (
-                item.key
-                or f"{entry.manifest.name}/{entry.index}/{content_digest(item.workflow_name, item.input, metadata)[:12]}"
-            )
+            key = key or _default_key(entry, item.workflow_name, item.input, metadata)
             try:
                 self._check_size_and_schema(entry, where, item.workflow_name, item.input, metadata)
             except _Skip:
@@ -578,6 +577,11 @@ class Renderer:
                     where,
                 ),
             )
+
+
+def _default_key(entry: _Entry | _TemplateEntry, workflow: str, data: dict[str, Any], metadata: dict[str, str]) -> str:
+    """`<manifest>/<entry>/<content digest>`: the key of a run entry that names none."""
+    return f"{entry.manifest.name}/{entry.index}/{content_digest(workflow, data, metadata)[:12]}"
 
 
 def _info(path: str, line: int) -> LeafInfo:

@@ -72,6 +72,25 @@ def metadata_value(value: Any) -> str | None:
     return None
 
 
+MAX_KEY_LEN = 512
+
+
+def check_key(value: Any) -> tuple[str | None, str | None]:
+    """(the key, None) or (None, the problem): a run key is a non-empty printable string (an int is taken as text)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_KEY_LEN or not value.isprintable():
+        return None, f"must be a non-empty string of at most {MAX_KEY_LEN} printable characters, got {value!r}"
+    return value, None
+
+
+def check_workflow_name(value: Any) -> str | None:
+    """The problem with a workflow name, if any."""
+    if not isinstance(value, str) or not value.strip():
+        return f"must be a non-empty string, got {value!r}"
+    return None
+
+
 def check_priority(value: Any) -> tuple[int | None, str | None]:
     if value is None:
         return None, None
