@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from hatchet_manifest.ledger import Ledger, LedgerEntry, Target
 from hatchet_manifest.plan import Known, run_digest
 from hatchet_manifest.rendered import RenderedRun
+from hatchet_manifest.sqlbatch import select_in
 
 
 def _known(e: LedgerEntry) -> Known:
@@ -62,13 +63,9 @@ class RenderedBaseline:
         return Known(key, digest, "declared", None, manifest, workflow, json.loads(data), json.loads(metadata))
 
     def lookup(self, keys: Sequence[str]) -> dict[str, Known]:
-        out: dict[str, Known] = {}
-        for start in range(0, len(keys), 500):
-            part = list(keys[start : start + 500])
-            marks = ",".join("?" * len(part))
-            for row in self._db.execute(f"SELECT * FROM runs WHERE key IN ({marks})", part):
-                out[row[0]] = self._row(row)
-        return out
+        return {
+            row[0]: self._row(row) for row in select_in(self._db, "SELECT * FROM runs WHERE key IN ({marks})", keys)
+        }
 
     def known(self, manifests: Sequence[str]) -> Iterator[Known]:
         # Every run of the base counts: a manifest deleted by the change removes all of its runs.

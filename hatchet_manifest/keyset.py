@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import orjson
 
+from hatchet_manifest.sqlbatch import select_in
+
 
 class KeySet:
     def __init__(self) -> None:
@@ -49,11 +51,7 @@ class KeySet:
     def contains_batch(self, keys: Sequence[str]) -> list[bool]:
         """Whether each key was added (up to a hash collision, see the module docstring)."""
         hashes = [hash(k) for k in keys]
-        found: set[int] = set()
-        for start in range(0, len(hashes), 500):
-            part = hashes[start : start + 500]
-            marks = ",".join("?" * len(part))
-            found.update(h for (h,) in self._db.execute(f"SELECT h FROM k WHERE h IN ({marks})", part))
+        found = {h for (h,) in select_in(self._db, "SELECT h FROM k WHERE h IN ({marks})", hashes)}
         return [h in found for h in hashes]
 
     def close(self) -> None:

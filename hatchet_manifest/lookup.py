@@ -20,6 +20,7 @@ from hatchet_manifest.apply import STAMP_KEY, STAMP_MANIFEST
 from hatchet_manifest.errors import HatchetManifestError
 from hatchet_manifest.ledger import AdoptedRow, Ledger, Target
 from hatchet_manifest.plan import Known, RunIdentity
+from hatchet_manifest.sqlbatch import select_in
 from hatchet_manifest.target import Connection
 
 
@@ -64,9 +65,9 @@ class StampIndex:
             ) from None
         if not self.stamped[manifest] or not keys:
             return {}
-        marks = ",".join("?" * len(keys))
-        sql = f"SELECT key, run_id FROM idx WHERE manifest = ? AND key IN ({marks})"
-        return dict(self._db.execute(sql, [manifest, *keys]).fetchall())
+        return dict(
+            select_in(self._db, "SELECT key, run_id FROM idx WHERE manifest = ? AND key IN ({marks})", keys, manifest)
+        )
 
     def _one_by_one(self, manifest: str, keys: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
