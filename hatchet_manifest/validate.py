@@ -6,10 +6,12 @@ import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from jinja2 import Undefined
+
+if TYPE_CHECKING:
+    import jsonschema
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 # Bytes a run's request needs besides its JSON texts (field tags, lengths, priority, framing).
@@ -143,6 +145,8 @@ class SchemaRegistry:
     def _compile(schema: Any, name: str) -> jsonschema.protocols.Validator:
         if not isinstance(schema, dict | bool):
             raise ValueError(f"{name}: a JSON Schema must be an object")
+        import jsonschema  # here: most renders have no schema, and it costs ~60 ms to import
+
         cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         try:
             cls.check_schema(schema)  # type: ignore[arg-type]  # boolean schemas are valid too

@@ -7,13 +7,15 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from hatchet_manifest.commands.options import ledger_option, state_dir_option
 from hatchet_manifest.ledger import Ledger, LedgerLockedError, Target, open_ledger
-from hatchet_manifest.target import EngineMode
+
+if TYPE_CHECKING:  # the target module imports gRPC: not needed to read options
+    from hatchet_manifest.target import EngineMode
 
 F = TypeVar("F", bound=Callable[..., Any])
 
