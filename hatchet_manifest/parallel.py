@@ -277,7 +277,7 @@ def spool_parallel(
     run to send that the encoder refuses), having sent nothing."""
     renderer.prepare()
     encoder = spool.encoder
-    overrides = renderer.values.overrides()
+    overrides = renderer.overrides
     base = Job(
         renderer.manifests,
         overrides,
@@ -378,7 +378,7 @@ def _plan_block(
     get = known.get
     for i in range(len(keys)):
         k = get(keys[i])
-        action: Action = "create" if k is None else classify(digests[i], k)
+        action = classify(digests[i], k)
         counted[action, entries[i]] = counted.get((action, entries[i]), 0) + 1
         if action == "create" or (action != "unchanged" and wanted(action, k, options, result, count=False)):
             if bad and i in bad:

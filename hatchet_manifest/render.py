@@ -113,6 +113,7 @@ class Renderer:
         self.problem_count = 0
         self._ordinal = 0
         self._entries: list[_Entry | _TemplateEntry] | None = None
+        self.overrides: dict[str, Any] = {}  # the merged values (-f, --set, ...), once prepared
 
     # -- problems ---------------------------------------------------------------------------------------------
     def _problem(self, file: str, line: int | None, message: str, where: str = "", path: str = "") -> None:
@@ -134,7 +135,7 @@ class Renderer:
         """Compile every entry and size every loop; returns the number of runs. Raises ManifestError."""
         if self._entries is not None:
             return sum(e.count for e in self._entries)
-        overrides = self.values.overrides()
+        self.overrides = overrides = self.values.overrides()  # the -f files are read here, once
         entries: list[_Entry | _TemplateEntry] = []
         for m in self.manifests:
             variables = merge(json.loads(json.dumps(m.model.vars)), overrides)
