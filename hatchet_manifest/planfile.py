@@ -68,7 +68,7 @@ class PlanWriter:
 
     def add(self, p: PlannedRun) -> None:
         record = p.to_dict()
-        if p.run is not None and (p.run.secret_input is not None or p.run.secret_metadata is not None):
+        if p.run is not None and p.run.uses_secret:
             record["secret"] = True
         self._file.write(("" if self._first else ",\n") + _ENCODER.encode(record))
         self._first = False

@@ -7,6 +7,7 @@ collecting every problem, and raises ManifestError at the end if there was any.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -420,7 +421,16 @@ class Renderer:
         key = self._key(entry, values, workflow, data, metadata, where)
         self._check_size_and_schema(entry, where, workflow, data, metadata, small)
         return RenderedRun(
-            key, workflow, data, metadata, priority, entry.manifest.name, entry.manifest.file, entry.line, where
+            key,
+            workflow,
+            data,
+            metadata,
+            priority,
+            entry.manifest.name,
+            entry.manifest.file,
+            entry.line,
+            where,
+            uses_secret=entry.uses_secret,
         )
 
     def _metadata(self, entry: _Entry | _TemplateEntry, raw: Any, where: str) -> dict[str, str] | None:
@@ -516,18 +526,10 @@ class Renderer:
         metadata = self._metadata(entry, entry.metadata.build(values), where)
         if metadata is None:
             raise _Skip()
-        return RenderedRun(
-            run.key,
-            run.workflow_name,
-            run.input,
-            run.additional_metadata,
-            run.priority,
-            run.manifest,
-            run.file,
-            run.line,
-            run.where,
-            data if data != run.input else None,
-            metadata if metadata != run.additional_metadata else None,
+        return dataclasses.replace(
+            run,
+            secret_input=data if data != run.input else None,
+            secret_metadata=metadata if metadata != run.additional_metadata else None,
         )
 
     def _template_runs(

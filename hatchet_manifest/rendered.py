@@ -45,6 +45,7 @@ class RenderedRun:
     where: str
     secret_input: dict[str, Any] | None = None
     secret_metadata: dict[str, str] | None = None
+    uses_secret: bool = False  # its entry calls secret(), revealed or not
 
     def to_dict(self) -> dict[str, Any]:
         """The preview shape: {key, workflow_name, input, options: {additional_metadata, priority?}}."""

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from hatchet_manifest.baseline import LedgerBaseline, RenderedBaseline
-from hatchet_manifest.commands.options import RenderArgs, render_options
+from hatchet_manifest.commands.options import RenderArgs, render_options, say_warnings
 from hatchet_manifest.commands.session import TargetArgs, target_lock, target_options, why_target
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.gitbase import checkout_paths
@@ -168,7 +168,7 @@ def command(
     `-` removed from the manifests, `?` unknown fate."""
     rargs = RenderArgs.from_kwargs(kw)
     targs = TargetArgs.from_kwargs(kw)
-    renderer = rargs.renderer(reveal_secrets=out is not None)
+    renderer = rargs.renderer()  # a saved plan flags runs that use secret() and never holds their values
     renderer.prepare()
     names = [m.name for m in renderer.manifests]
     if base is not None:
@@ -190,6 +190,7 @@ def command(
             lookup_warnings(plan, lookup, known_rows, targs.warn_age)
             if lookup is not None:
                 lookup.close()
+    say_warnings(renderer)
     changes = sum(summary[a] for a in ("create", "changed", "removed", "unknown"))
     if detailed_exitcode and changes:
         ctx.exit(EXIT_CHANGES)

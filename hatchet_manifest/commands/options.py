@@ -100,3 +100,9 @@ ledger_option = click.option(
     help="Ledger location: a path, sqlite:///path or postgresql://... (default <state-dir>/ledger.db; "
     "env HATCHET_MANIFEST_LEDGER).",
 )
+
+
+def say_warnings(renderer: Renderer) -> None:
+    """The renderer's warnings (e.g. a secret not set in a preview), on stderr; never fatal."""
+    for warning in renderer.warnings:
+        click.echo(f"warning: {warning}", err=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hatchet_manifest.commands.options import RenderArgs, render_options
+from hatchet_manifest.commands.options import RenderArgs, render_options, say_warnings
 from hatchet_manifest.output import FORMATS, run_row, write_records
 
 
@@ -26,5 +26,4 @@ def command(output: str, **kw: Any) -> None:
     if output == "table":
         records = (run_row(r) for r in records)
     write_records(records, output, sys.stdout)
-    for warning in renderer.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    say_warnings(renderer)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from hatchet_manifest.commands.options import RenderArgs, render_options
+from hatchet_manifest.commands.options import RenderArgs, render_options, say_warnings
 
 
 @click.command("validate")
@@ -16,6 +16,5 @@ def command(**kw: Any) -> None:
     args = RenderArgs.from_kwargs(kw)
     renderer = args.renderer()
     count = sum(1 for _ in renderer.runs())
-    for warning in renderer.warnings:
-        click.echo(f"warning: {warning}", err=True)
+    say_warnings(renderer)
     click.echo(f"{len(renderer.manifests)} manifest(s), {count} run(s): valid", err=True)

@@ -185,3 +185,19 @@ def test_rps_limits_the_rate_and_must_be_positive(project: Path, run_cli: RunCli
     assert "--rps" in result.stderr
     code, data, _ = apply(run_cli, "--rps", "5000", "--batch-size", "5", path="manifests/bulk-parent.yaml")
     assert (code, data["submitted"]) == (0, 20)  # the pacing itself is tested on a fake clock (tests/sdk)
+
+
+def test_a_saved_plan_flags_secret_runs_without_needing_the_secret(project: Path, run_cli: RunCli) -> None:
+    """`diff --out` in a pull-request job has no secrets: it warns, saves the run flagged (never its value), and
+    `apply plan.json` refuses it (such runs are applied from the manifests)."""
+    (project / "manifests" / "secret.yaml").write_text(
+        "apiVersion: hatchet-manifest/v1\nkind: TriggerManifest\nmetadata: {name: secret}\nruns:\n"
+        "  - workflow_name: S\n    key: s-1\n    input: {token: \"{{ secret('DEPLOY_TOKEN') }}\"}\n"
+    )
+    result = run_cli("diff", "manifests/secret.yaml", "--out", "plan.json")
+    assert result.exit_code == 0, result.stderr
+    assert "secret DEPLOY_TOKEN is not set" in result.stderr
+    [record] = json.loads(Path("plan.json").read_text())["runs"]
+    assert (record["key"], record["secret"], record["input"]) == ("s-1", True, {"token": "***"})
+    refused = run_cli("apply", "plan.json", "--yes")
+    assert refused.exit_code == 1 and "uses secret(); plans never hold secret values" in refused.stderr
