@@ -8,7 +8,7 @@ import sys
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from hatchet_manifest.commands.session import TargetArgs, target_lock, target_op
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.gitbase import checkout_paths
 from hatchet_manifest.ledger import Ledger, Target
-from hatchet_manifest.lookup import EngineLookup, lookup_since, parse_duration
+from hatchet_manifest.lookup import EngineLookup, lookup_since
 from hatchet_manifest.output import write_plan_json, write_plan_text
 from hatchet_manifest.plan import ACTIONS, Plan, PlannedRun, summary_line
 from hatchet_manifest.planfile import PlanWriter
@@ -92,16 +92,12 @@ def target_plan(
             err=True,
         )
     else:
-        try:
-            window = parse_duration(targs.lookup_window)
-        except ValueError as exc:
-            raise ConfigError(f"--lookup-window: {exc}") from None
-        lookup = EngineLookup(conn, ledger, conn.target, lookup_since(window))
+        lookup = EngineLookup(conn, ledger, conn.target, lookup_since(targs.lookup_window))
     baseline = LedgerBaseline(ledger, conn.target)
     return Plan(renderer.runs(), baseline, names, conn.config.namespace, lookup), lookup, known_rows
 
 
-def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, warn_age: str) -> None:
+def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, warn_age: timedelta) -> None:
     if lookup is None:
         return
     report = lookup.report
@@ -116,11 +112,7 @@ def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, wa
         )
     elif adopted:
         click.echo(f"adopted {adopted} run(s) found in the engine that the ledger did not know", err=True)
-    try:
-        age = parse_duration(warn_age)
-    except ValueError as exc:
-        raise ConfigError(f"--warn-age: {exc}") from None
-    cutoff = datetime.now(UTC) - age
+    cutoff = datetime.now(UTC) - warn_age
     for manifest, creates in sorted(plan.creates.items()):
         oldest = report.oldest.get(manifest)
         if creates and oldest is not None and oldest < cutoff:

@@ -6,18 +6,28 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from hatchet_manifest.commands.options import ledger_option, state_dir_option
+from hatchet_manifest.durations import parse_duration
 from hatchet_manifest.ledger import Ledger, LedgerLockedError, Target, open_ledger
 
 if TYPE_CHECKING:  # the target module imports gRPC: not needed to read options
     from hatchet_manifest.target import EngineMode
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+    """`90m`, `12h`, `30d`, `2w`, checked when the command line is read (exit 2), not after the work."""
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 @dataclass(frozen=True)
@@ -28,8 +38,8 @@ class TargetArgs:
     lock_wait: float
     settle_grace: float
     no_engine_lookup: bool
-    lookup_window: str
-    warn_age: str
+    lookup_window: timedelta
+    warn_age: timedelta
 
     @classmethod
     def from_kwargs(cls, kw: dict[str, Any]) -> TargetArgs:
@@ -92,17 +102,19 @@ def target_options(func: F) -> F:
         ),
         click.option(
             "--lookup-window",
+            callback=_duration,
+            metavar="DURATION",
             default="30d",
             show_default=True,
-            metavar="DURATION",
             help="How far back the engine lookup searches (runs older than the engine's retention are "
             "invisible anyway; the ledger outlives retention).",
         ),
         click.option(
             "--warn-age",
+            callback=_duration,
+            metavar="DURATION",
             default="7d",
             show_default=True,
-            metavar="DURATION",
             help="Warn when runs would be created for a manifest whose stamped runs in the engine go back "
             "further than this (older ones may have aged out of the engine).",
         ),

@@ -201,3 +201,11 @@ def test_a_saved_plan_flags_secret_runs_without_needing_the_secret(project: Path
     assert (record["key"], record["secret"], record["input"]) == ("s-1", True, {"token": "***"})
     refused = run_cli("apply", "plan.json", "--yes")
     assert refused.exit_code == 1 and "uses secret(); plans never hold secret values" in refused.stderr
+
+
+@pytest.mark.parametrize("option", ["--warn-age", "--lookup-window"])
+def test_a_bad_duration_is_a_usage_error_before_any_work(project: Path, run_cli: RunCli, option: str) -> None:
+    result = run_cli("diff", "manifests/bulk-parent.yaml", option, "7x")
+    assert result.exit_code == 2
+    assert f"Invalid value for '{option}': bad duration '7x': use e.g. 90m, 12h, 30d, 2w" in result.stderr
+    assert result.stdout == "" and not STATE.exists()  # nothing rendered, no engine started
