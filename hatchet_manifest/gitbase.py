@@ -27,7 +27,10 @@ def checkout_paths(rev: str, paths: list[str], dest: Path) -> list[str]:
     _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd)
     out: list[str] = []
     for raw in paths:
-        rel = Path(raw).resolve().relative_to(top.resolve())
+        try:
+            rel = Path(raw).resolve().relative_to(top.resolve())
+        except ValueError:
+            raise ConfigError(f"--base compares files in git: {raw} is outside the repository at {top}") from None
         listing = _git(["ls-tree", "-r", "--name-only", "-z", rev, "--", str(rel)], top).split(b"\0")
         files = [f.decode() for f in listing if f]
         for name in files:

@@ -25,7 +25,6 @@ class KeySet:
         self._db = sqlite3.connect(":memory:", isolation_level=None)
         self._db.execute("CREATE TABLE k (h INTEGER PRIMARY KEY)")
         self._db.execute("BEGIN")  # one transaction for the set's life: nothing is ever committed
-        self.count = 0
 
     def add_batch(self, keys: Sequence[str]) -> list[int]:
         """Add keys; returns the positions in `keys` that were already present (or repeated in the batch)."""
@@ -37,7 +36,6 @@ class KeySet:
         db.execute("INSERT OR IGNORE INTO k SELECT value FROM json_each(?)", (orjson.dumps(sorted(hashes)),))
         if db.total_changes - before == len(hashes):
             db.execute("RELEASE batch")
-            self.count += len(hashes)
             return []
         db.execute("ROLLBACK TO batch")
         dups = []
@@ -45,7 +43,6 @@ class KeySet:
             if db.execute("INSERT OR IGNORE INTO k VALUES (?)", (h,)).rowcount == 0:
                 dups.append(i)
         db.execute("RELEASE batch")
-        self.count += len(hashes) - len(dups)
         return dups
 
     def contains_batch(self, keys: Sequence[str]) -> list[bool]:
@@ -74,9 +71,6 @@ class KeyLog:
         if self._sorted is not None:
             raise RuntimeError("KeyLog: add_batch after duplicates()")
         self._hashes.extend(map(hash, keys))
-
-    def __len__(self) -> int:
-        return len(self._hashes) if self._sorted is None else sum(map(len, self._sorted))
 
     def duplicates(self) -> int:
         """How many keys repeat one added before (up to a hash collision); ends the adding."""

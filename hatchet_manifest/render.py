@@ -200,7 +200,7 @@ class Renderer:
             return None
         return compiled
 
-    def _leaf_problem(self, m: LoadedManifest, where: str, exc: LeafError, label: str = "") -> None:
+    def _leaf_problem(self, m: LoadedManifest, where: str, exc: LeafError) -> None:
         cause = exc.cause
         message = getattr(cause, "message", None) or str(cause)
         kind = type(cause).__name__
@@ -208,7 +208,7 @@ class Renderer:
             text = message
         else:
             text = f"{kind}: {message}"
-        self._problem(m.file, exc.leaf.line, text, f"{where} {label}".strip() if label else where, exc.leaf.path)
+        self._problem(m.file, exc.leaf.line, text, where, exc.leaf.path)
 
     def _static(self, entry: _Entry, value: Any, loc: tuple[str | int, ...], path: str, local: dict[str, Any]) -> Any:
         """Evaluate a value that is not per-run (for_each, matrix) in the entry's variables."""
@@ -282,17 +282,9 @@ class Renderer:
         return _TemplateEntry(m, index, key_line, items)
 
     # -- runs -------------------------------------------------------------------------------------------------
-    def runs(self, shard: tuple[int, int] | None = None) -> Iterator[RenderedRun]:
-        """Stream every valid run; raises ManifestError after the last one if any run had problems.
-
-        `shard=(k, n)`: only the items (loop items, matrix combinations, template items, counted in order from 0:
-        their ordinals) of blocks `ordinal // SHARD_BLOCK` equal to k modulo n; the others are skipped without
-        being evaluated. Keys are then not checked unique: the caller merges the shards and checks them."""
-        if shard is not None:
-            for _, _, run in self.stream(shard):
-                yield run
-            self._raise_if_problems()
-            return
+    def runs(self) -> Iterator[RenderedRun]:
+        """Stream every valid run, keys checked unique; raises ManifestError after the last one if any run had
+        problems. (A shard of the stream, keys unchecked: `stream`.)"""
         keys = KeySet()
         batch: list[tuple[_Entry | _TemplateEntry, RenderedRun]] = []
         try:
@@ -309,8 +301,12 @@ class Renderer:
         self._raise_if_problems()
 
     def stream(self, shard: tuple[int, int] | None = None) -> Iterator[tuple[int, int, RenderedRun]]:
-        """(entry number, ordinal, run) for the valid runs (of a shard, see `runs`), keys not checked unique;
-        problems are collected (`problems`, `problem_ordinals`, `problem_count`), not raised."""
+        """(entry number, ordinal, run) for the valid runs, keys not checked unique; problems are collected
+        (`problems`, `problem_ordinals`, `problem_count`), not raised.
+
+        `shard=(k, n)`: only the items (loop items, matrix combinations, template items, counted in order from 0:
+        their ordinals) of blocks `ordinal // SHARD_BLOCK` equal to k modulo n; the others are skipped without
+        being evaluated. The caller merges the shards and checks the keys."""
         self.prepare()
         assert self._entries is not None
         start = 0

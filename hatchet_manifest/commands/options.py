@@ -36,9 +36,9 @@ class RenderArgs:
         selector = Selector.parse(self.selector) if self.selector else None
         return load(self.paths, selector)
 
-    def renderer(self, manifests: list[LoadedManifest] | None = None, reveal_secrets: bool = False) -> Renderer:
+    def renderer(self, reveal_secrets: bool = False) -> Renderer:
         return Renderer(
-            self.load() if manifests is None else manifests,
+            self.load(),
             Values(self.values, self.set, self.set_string),
             Limits(max_runs=self.max_runs),
             Path(self.schema_dir),

@@ -158,6 +158,11 @@ def test_diff_against_a_git_base(project: Path, run_cli: RunCli) -> None:
     assert lines[-1] == "Plan: 2 to create, 0 changed, 31 unchanged, 1 removed, 0 unknown."
     assert "- manual-trigger  ManualTriggerWorkflow  (removed from the manifests)" in lines
     assert not (STATE / "engine.db").exists()  # a git diff needs no engine
+    outside = project.parent / "outside.yaml"
+    outside.write_text(manifest.read_text())
+    result = run_cli("diff", str(outside), "--base", "HEAD")
+    assert result.exit_code == 1 and "Traceback" not in result.stderr
+    assert f"--base compares files in git: {outside} is outside the repository at" in result.stderr
 
 
 def test_a_second_apply_is_told_who_holds_the_lock_and_may_wait(project: Path, run_cli: RunCli) -> None:
