@@ -143,7 +143,7 @@ class _Builder:
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 for source in value_node.value if isinstance(value_node, SequenceNode) else [value_node]:
-                    value = self.build(source, path)
+                    value = self._merge_source(source, path)
                     if not isinstance(value, dict):
                         raise self.fail(value_node, "a merge key (<<) takes a mapping or a list of mappings")
                     for k, v in value.items():
@@ -161,6 +161,17 @@ class _Builder:
         for k, v in merged.items():
             out.setdefault(k, v)
         return out
+
+    def _merge_source(self, source: Node, path: Path_) -> Any:
+        """A mapping merged in with `<<`: its lines count only for the keys the mapping itself does not set."""
+        saved, self.lines = self.lines, {}
+        try:
+            value = self.build(source, path)
+        finally:
+            scratch, self.lines = self.lines, saved
+        for loc, line in scratch.items():
+            self.lines.setdefault(loc, line)
+        return value
 
 
 def parse_documents(text: str, file: str) -> Iterator[Document]:
