@@ -59,7 +59,7 @@ class PlanWriter:
         header = {
             "format": FORMAT,
             "tool_version": tool_version(),
-            "target": {"tenant_id": target.tenant_id, "address": target.address} if target else None,
+            "target": target.to_dict() if target else None,
             "namespace": namespace,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }

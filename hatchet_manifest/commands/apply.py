@@ -142,6 +142,7 @@ def command(
         Workers(n) if n > 1 else contextlib.nullcontext() as pool,
         targs.open_ledger() as ledger,
         connect(targs.engine, Path(targs.state_dir)) as conn,
+        contextlib.ExitStack() as cleanup,
     ):
         click.echo(f"target: {conn.describe()}{why_target(targs.engine)}", err=True)
         target = conn.target
@@ -157,10 +158,10 @@ def command(
                 names = [m.name for m in renderer.manifests]
                 settle(ledger, conn, names, None, targs.settle_grace)
                 planned, lookup, known_rows = target_plan(renderer, ledger, conn, names, targs)
+            if lookup is not None:
+                cleanup.callback(lookup.close)
             if dry_run:
-                emit(
-                    planned, output, {"target": {"tenant_id": target.tenant_id, "address": target.address}}, None, False
-                )
+                emit(planned, output, {"target": target.to_dict()}, None, False)
                 return
             result = ApplyResult()
             with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir), batch_size) as spool:
@@ -172,7 +173,6 @@ def command(
                 click.echo(summary_line(result.counts), err=True)
                 if lookup is not None:
                     lookup_warnings(planned, lookup, known_rows, targs.warn_age)
-                    lookup.close()
                 confirm(count, conn.describe(), yes)
                 bar = ProgressBar(count, sys.stderr)
 

@@ -124,13 +124,16 @@ def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, wa
             )
 
 
-def plan_against_base(rargs: RenderArgs, renderer: Renderer, base: str, names: list[str]) -> Plan:
+def plan_against_base(
+    rargs: RenderArgs, renderer: Renderer, base: str, names: list[str]
+) -> tuple[Plan, RenderedBaseline]:
+    """The plan against the same manifests at git revision `base`, and that baseline (close it after)."""
     with tempfile.TemporaryDirectory(prefix="hatchet-manifest-base-") as tmp:
         paths = checkout_paths(base, list(rargs.paths), Path(tmp))
         base_manifests = dataclasses.replace(rargs, paths=tuple(paths)).load() if paths else []
         base_renderer = Renderer(base_manifests, renderer.values, renderer.limits, schema_dir=None)
         baseline = RenderedBaseline(base_renderer.runs())
-    return Plan(renderer.runs(), baseline, names)
+    return Plan(renderer.runs(), baseline, names), baseline
 
 
 @click.command("diff")
@@ -166,22 +169,27 @@ def command(
     if base is not None:
         if out:
             raise ConfigError("--out saves a plan against a target's ledger; it cannot be combined with --base")
-        summary = emit(plan_against_base(rargs, renderer, base, names), output, {"base": base}, None, show_unchanged)
+        plan, baseline = plan_against_base(rargs, renderer, base, names)
+        with contextlib.closing(baseline):
+            summary = emit(plan, output, {"base": base}, None, show_unchanged)
     else:
-        with targs.open_ledger() as ledger, connect(targs.engine, Path(targs.state_dir)) as conn:
+        with (
+            targs.open_ledger() as ledger,
+            connect(targs.engine, Path(targs.state_dir)) as conn,
+            contextlib.ExitStack() as cleanup,
+        ):
             click.echo(f"target: {conn.describe()}{why_target(targs.engine)}", err=True)
             settle(ledger, conn, names, targs.lock_wait, targs.settle_grace)
             target: Target = conn.target
             plan, lookup, known_rows = target_plan(renderer, ledger, conn, names, targs)
+            if lookup is not None:
+                cleanup.callback(lookup.close)
             writer = PlanWriter(Path(out), target, conn.config.namespace) if out else None
-            head = {"target": {"tenant_id": target.tenant_id, "address": target.address}}
-            summary = emit(plan, output, head, writer, show_unchanged)
+            summary = emit(plan, output, {"target": target.to_dict()}, writer, show_unchanged)
             if writer is not None:
                 writer.finish(dict(summary), lambda keys: ledger.state_digest(target, keys))
                 click.echo(f"plan saved to {out}", err=True)
             lookup_warnings(plan, lookup, known_rows, targs.warn_age)
-            if lookup is not None:
-                lookup.close()
     say_warnings(renderer)
     changes = sum(summary[a] for a in ("create", "changed", "removed", "unknown"))
     if detailed_exitcode and changes:

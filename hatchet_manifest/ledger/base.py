@@ -57,6 +57,10 @@ class Target:
     def __str__(self) -> str:
         return self.id
 
+    def to_dict(self) -> dict[str, str]:
+        """As plans and JSON output show it."""
+        return {"tenant_id": self.tenant_id, "address": self.address}
+
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
