@@ -13,7 +13,7 @@ import click
 from hatchet_manifest.apply import ApplyOptions, ApplyResult, Executor, select
 from hatchet_manifest.commands.diff import emit, lookup_warnings, settle, target_plan
 from hatchet_manifest.commands.options import RenderArgs, render_options
-from hatchet_manifest.commands.session import TargetArgs, target_lock, target_options, why_target
+from hatchet_manifest.commands.session import TargetArgs, confirm, target_lock, target_options, why_target
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.output import ProgressBar
 from hatchet_manifest.parallel import DEFAULT_THRESHOLD, THRESHOLD_ENV, Workers, auto_workers, spool_parallel
@@ -48,14 +48,6 @@ def report(result: ApplyResult, output: str) -> None:
         click.echo(f"error: {error}", err=True)
     if result.interrupted:
         click.echo("interrupted: what was submitted is recorded; run apply again to continue", err=True)
-
-
-def confirm(count: int, where: str, yes: bool) -> None:
-    if yes or count == 0:
-        return
-    if not sys.stdin.isatty():
-        raise ConfigError(f"about to submit {count} run(s) to {where}: pass --yes to confirm (stdin is not a terminal)")
-    click.confirm(f"Submit {count} run(s) to {where}?", abort=True, err=True)
 
 
 @click.command("apply")
@@ -173,7 +165,7 @@ def command(
                 click.echo(summary_line(result.counts), err=True)
                 if lookup is not None:
                     lookup_warnings(planned, lookup, known_rows, targs.warn_age)
-                confirm(count, conn.describe(), yes)
+                confirm(f"submit {count} run(s) to {conn.describe()}", yes or count == 0)
                 bar = ProgressBar(count, sys.stderr)
 
                 def progress(r: ApplyResult, final: bool = False) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import cast
 
 import click
 
 from hatchet_manifest.commands.options import ledger_option, state_dir_option
-from hatchet_manifest.commands.session import ledger_target_options, target_lock, why_target
-from hatchet_manifest.errors import ConfigError, LedgerError
+from hatchet_manifest.commands.session import confirm, ledger_target_options, target_lock, why_target
+from hatchet_manifest.errors import LedgerError
 from hatchet_manifest.ledger import Ledger, LedgerEntry, Target, open_ledger
 from hatchet_manifest.ledger.rows import RowError, parse_lines, to_line
 
@@ -113,7 +112,7 @@ def forget(
             if dry_run or not rows:
                 click.echo(f"{len(rows)} row(s) would be forgotten from {target.id}", err=True)
                 return
-            _confirm(len(rows), target, yes)
+            confirm(f"forget {len(rows)} row(s) of {target.id}", yes)
             count = store.forget(target, [e.key for e in rows])
             click.echo(f"forgot {count} row(s) of {target.id} in {store.location}", err=True)
 
@@ -132,13 +131,3 @@ def _rows(ledger: Ledger, target: Target, keys: tuple[str, ...], manifests: tupl
         for entry in ledger.entries(target, manifests=manifests):
             rows.setdefault(entry.key, entry)
     return sorted(rows.values(), key=lambda e: e.key)
-
-
-def _confirm(count: int, target: Target, yes: bool) -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise ConfigError(
-            f"about to forget {count} row(s) of {target.id}: pass --yes to confirm (stdin is not a terminal)"
-        )
-    click.confirm(f"Forget {count} row(s) of {target.id}?", abort=True, err=True)

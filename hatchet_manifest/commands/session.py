@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +15,7 @@ import click
 
 from hatchet_manifest.commands.options import ledger_option, state_dir_option
 from hatchet_manifest.durations import parse_duration
+from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Ledger, LedgerLockedError, Target, open_ledger
 
 if TYPE_CHECKING:  # the target module imports gRPC: not needed to read options
@@ -138,3 +140,12 @@ def target_lock(ledger: Ledger, target: Target, wait: float) -> Iterator[None]:
             stack.enter_context(ledger.lock(target, wait=wait))
             click.echo("got the ledger lock", err=True)
         yield
+
+
+def confirm(action: str, yes: bool) -> None:
+    """Ask before `action` ("submit 5 run(s) to ...") on a terminal; without one, refuse unless --yes."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfigError(f"about to {action}: pass --yes to confirm (stdin is not a terminal)")
+    click.confirm(f"{action[0].upper()}{action[1:]}?", abort=True, err=True)
