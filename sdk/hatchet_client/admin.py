@@ -210,13 +210,17 @@ class AdminClient:
         return WorkflowRunRef(workflow_run_id, self)
 
     def get_run_details(self, run_id: str, timeout: float | None = None) -> RunDetails:
-        """One GetRunDetails call. Raises RpcError (e.g. code NOT_FOUND)."""
+        """One GetRunDetails call (deadline: `timeout`, else the config's call_timeout). Raises RpcError (e.g. code
+        NOT_FOUND)."""
         call = self._unary(DETAILS_METHOD, admin_pb2.GetRunDetailsResponse.FromString)
         request = admin_pb2.GetRunDetailsRequest(external_id=run_id).SerializeToString()
         try:
-            response = call(request, timeout=timeout, metadata=self._metadata)
+            response = call(request, timeout=self._timeout(timeout), metadata=self._metadata)
         except grpc.RpcError as exc:
-            raise _rpc_error("GetRunDetails", exc) from None
+            error = _rpc_error("GetRunDetails", exc)
+            if error.code == "UNAVAILABLE":
+                self._connected = False  # as run_workflow does: wait for the channel before the next call
+            raise error from None
         return _details(run_id, response)
 
     def close(self, wait: float | None = None) -> bool:

@@ -201,7 +201,7 @@ def list_runs(
     at `offset`. Pages are fetched lazily. Offset paging: runs created while paging can shift pages."""
     if limit < 1:
         raise ListRunsError(f"limit must be positive, not {limit}")
-    base = f"{server_url.rstrip('/')}/api/v1/stable/tenants/{urllib.parse.quote(tenant, safe='')}/workflow-runs"
+    base = f"{_tenant_url(server_url, tenant)}/workflow-runs"
     params = _filter_params(metadata, operator, since, until)
     while True:
         url = base + "?" + urllib.parse.urlencode([*params, ("limit", str(limit)), ("offset", str(offset))])
@@ -237,7 +237,7 @@ def list_run_ids(
     ssl_context: ssl.SSLContext | None = None,
 ) -> list[str]:
     """The ids of the runs matching the filters, from `.../workflow-runs/external-ids` (one request)."""
-    base = f"{server_url.rstrip('/')}/api/v1/stable/tenants/{urllib.parse.quote(tenant, safe='')}"
+    base = _tenant_url(server_url, tenant)
     url = (
         base + "/workflow-runs/external-ids?" + urllib.parse.urlencode(_filter_params(metadata, operator, since, until))
     )
@@ -245,3 +245,8 @@ def list_run_ids(
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise ListRunsError(f"GET {base}/workflow-runs/external-ids: the response is not a list of run ids")
     return ids
+
+
+def _tenant_url(server_url: str, tenant: str) -> str:
+    """The REST API's base for a tenant."""
+    return f"{server_url.rstrip('/')}/api/v1/stable/tenants/{urllib.parse.quote(tenant, safe='')}"
