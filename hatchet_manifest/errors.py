@@ -34,6 +34,12 @@ class ManifestError(HatchetManifestError):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
+    @classmethod
+    def of(cls, shown: list[Problem], total: int) -> ManifestError:
+        """The problems kept (`shown`) of `total` found, the rest counted in a last line."""
+        hidden = total - len(shown)
+        return cls([*shown, Problem("", None, f"... and {hidden} more problems")] if hidden > 0 else list(shown))
+
 
 class ConfigError(HatchetManifestError):
     """Bad settings: flags, environment, values files, targets."""

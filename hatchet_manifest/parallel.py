@@ -307,12 +307,8 @@ def spool_parallel(
         if seen.duplicates():
             raise _Repeated
         if merge.problem_count:
-            shown = [p for _, _, p in sorted(merge.problems, key=lambda t: (t[0], t[1]))][
-                : renderer.limits.max_problems
-            ]
-            if merge.problem_count > len(shown):
-                shown.append(Problem("", None, f"... and {merge.problem_count - len(shown)} more problems"))
-            raise ManifestError(shown)
+            in_order = [p for _, _, p in sorted(merge.problems, key=lambda t: (t[0], t[1]))]
+            raise ManifestError.of(in_order[: renderer.limits.max_problems], merge.problem_count)
         for p in plan.removed(seen):
             wanted(p.action, p.known, options, result)
         spool.flush()

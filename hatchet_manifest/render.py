@@ -125,11 +125,7 @@ class Renderer:
 
     def _raise_if_problems(self) -> None:
         if self.problem_count:
-            problems = list(self.problems)
-            hidden = self.problem_count - len(problems)
-            if hidden:
-                problems.append(Problem("", None, f"... and {hidden} more problems"))
-            raise ManifestError(problems)
+            raise ManifestError.of(self.problems, self.problem_count)
 
     # -- prepare ----------------------------------------------------------------------------------------------
     def prepare(self) -> int:
