@@ -422,7 +422,9 @@ class Renderer:
             entry.manifest.file,
             entry.line,
             where,
-            uses_secret=entry.uses_secret,
+            None,  # secret_input, secret_metadata: see _with_secrets
+            None,
+            entry.uses_secret,  # positional: a keyword costs a tenth of building the run
         )
 
     def _metadata(self, entry: _Entry | _TemplateEntry, raw: Any, where: str) -> dict[str, str] | None:
