@@ -14,24 +14,24 @@ rendering never pays for the gRPC client.
 from typing import Any
 
 from hatchet_manifest.errors import ConfigError, HatchetManifestError, LedgerError, ManifestError, Problem
-from hatchet_manifest.loader import LoadedManifest, load
-from hatchet_manifest.render import Renderer, render
-from hatchet_manifest.rendered import Limits, RenderedRun
-from hatchet_manifest.selector import Selector
-from hatchet_manifest.values import Values
+from hatchet_manifest.manifest.loader import LoadedManifest, load
+from hatchet_manifest.manifest.render import Renderer, render
+from hatchet_manifest.manifest.rendered import Limits, RenderedRun
+from hatchet_manifest.manifest.selector import Selector
+from hatchet_manifest.manifest.values import Values
 
 _LAZY = {
-    "Plan": "hatchet_manifest.plan",
-    "PlannedRun": "hatchet_manifest.plan",
-    "run_digest": "hatchet_manifest.plan",
-    "Executor": "hatchet_manifest.apply",
-    "ApplyOptions": "hatchet_manifest.apply",
-    "ApplyResult": "hatchet_manifest.apply",
-    "select": "hatchet_manifest.apply",
-    "LedgerBaseline": "hatchet_manifest.baseline",
+    "Plan": "hatchet_manifest.plan.planner",
+    "PlannedRun": "hatchet_manifest.plan.planner",
+    "run_digest": "hatchet_manifest.plan.planner",
+    "Executor": "hatchet_manifest.apply.executor",
+    "ApplyOptions": "hatchet_manifest.apply.executor",
+    "ApplyResult": "hatchet_manifest.apply.executor",
+    "select": "hatchet_manifest.apply.executor",
+    "LedgerBaseline": "hatchet_manifest.plan.baseline",
     "open_ledger": "hatchet_manifest.ledger",
     "Target": "hatchet_manifest.ledger",
-    "connect": "hatchet_manifest.target",
+    "connect": "hatchet_manifest.plan.target",
 }
 
 

@@ -10,18 +10,18 @@ from typing import Any
 
 import click
 
-from hatchet_manifest.apply import ApplyOptions, ApplyResult, Executor, select
+from hatchet_manifest.apply.executor import ApplyOptions, ApplyResult, Executor, select
+from hatchet_manifest.apply.parallel import DEFAULT_THRESHOLD, THRESHOLD_ENV, Workers, auto_workers, spool_parallel
+from hatchet_manifest.apply.spool import Spool
 from hatchet_manifest.commands.diff import emit, lookup_warnings, settle, target_plan
 from hatchet_manifest.commands.options import RenderArgs, render_options
 from hatchet_manifest.commands.session import TargetArgs, confirm, target_lock, target_options, why_target
 from hatchet_manifest.errors import ConfigError
+from hatchet_manifest.manifest.render import Renderer
 from hatchet_manifest.output import ProgressBar
-from hatchet_manifest.parallel import DEFAULT_THRESHOLD, THRESHOLD_ENV, Workers, auto_workers, spool_parallel
-from hatchet_manifest.plan import summary_line
-from hatchet_manifest.planfile import PlanFile, is_plan_file
-from hatchet_manifest.render import Renderer
-from hatchet_manifest.spool import Spool
-from hatchet_manifest.target import connect
+from hatchet_manifest.plan.planfile import PlanFile, is_plan_file
+from hatchet_manifest.plan.planner import summary_line
+from hatchet_manifest.plan.target import connect
 
 
 def report(result: ApplyResult, output: str) -> None:

@@ -14,19 +14,19 @@ from typing import Any
 
 import click
 
-from hatchet_manifest.baseline import LedgerBaseline, RenderedBaseline
 from hatchet_manifest.commands.options import RenderArgs, render_options, say_warnings
 from hatchet_manifest.commands.session import TargetArgs, target_lock, target_options, why_target
 from hatchet_manifest.errors import ConfigError
-from hatchet_manifest.gitbase import checkout_paths
 from hatchet_manifest.ledger import Ledger, Target
-from hatchet_manifest.lookup import EngineLookup, lookup_since
+from hatchet_manifest.manifest.render import Renderer
 from hatchet_manifest.output import write_plan_json, write_plan_text
-from hatchet_manifest.plan import ACTIONS, Plan, PlannedRun, summary_line
-from hatchet_manifest.planfile import PlanWriter
-from hatchet_manifest.reconcile import reconcile, unsettled
-from hatchet_manifest.render import Renderer
-from hatchet_manifest.target import Connection, connect
+from hatchet_manifest.plan.baseline import LedgerBaseline, RenderedBaseline
+from hatchet_manifest.plan.gitbase import checkout_paths
+from hatchet_manifest.plan.lookup import EngineLookup, lookup_since
+from hatchet_manifest.plan.planfile import PlanWriter
+from hatchet_manifest.plan.planner import ACTIONS, Plan, PlannedRun, summary_line
+from hatchet_manifest.plan.reconcile import reconcile, unsettled
+from hatchet_manifest.plan.target import Connection, connect
 
 EXIT_CHANGES = 2
 

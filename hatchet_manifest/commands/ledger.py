@@ -91,7 +91,7 @@ def forget(
     """
     if not keys and not manifests:
         raise click.UsageError("name the KEYS to forget, or --manifest NAME")
-    from hatchet_manifest.target import EngineMode, connect  # here: export and import need no gRPC
+    from hatchet_manifest.plan.target import EngineMode, connect  # here: export and import need no gRPC
 
     with open_ledger(ledger, Path(state_dir)) as store, connect(cast(EngineMode, engine), Path(state_dir)) as conn:
         click.echo(f"target: {conn.describe()}{why_target(engine)}", err=True)

@@ -9,11 +9,11 @@ from typing import Any, TypeVar
 
 import click
 
-from hatchet_manifest.loader import LoadedManifest, load
-from hatchet_manifest.render import Renderer
-from hatchet_manifest.rendered import Limits
-from hatchet_manifest.selector import Selector
-from hatchet_manifest.values import Values
+from hatchet_manifest.manifest.loader import LoadedManifest, load
+from hatchet_manifest.manifest.render import Renderer
+from hatchet_manifest.manifest.rendered import Limits
+from hatchet_manifest.manifest.selector import Selector
+from hatchet_manifest.manifest.values import Values
 
 F = TypeVar("F", bound=Callable[..., Any])
 

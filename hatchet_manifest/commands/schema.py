@@ -6,7 +6,7 @@ import json
 
 import click
 
-from hatchet_manifest.model import manifest_json_schema
+from hatchet_manifest.manifest.model import manifest_json_schema
 
 
 @click.command("schema")

@@ -19,7 +19,7 @@ from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Ledger, LedgerLockedError, Target, open_ledger
 
 if TYPE_CHECKING:  # the target module imports gRPC: not needed to read options
-    from hatchet_manifest.target import EngineMode
+    from hatchet_manifest.plan.target import EngineMode
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -6,7 +6,6 @@ yields one outcome per chunk (see hatchet_client.pipeline for the chunking, in-f
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -17,11 +16,13 @@ import grpc
 from hatchet_client._proto import workflows_pb2
 from hatchet_client._proto.v1 import admin_pb2
 from hatchet_client.channel import auth_metadata, open_channel, wait_ready
+from hatchet_client.chunks import as_ranges, checked_chunks, handed_over
 from hatchet_client.config import ClientConfig
+from hatchet_client.details import run_details
 from hatchet_client.encode import RunEncoder
 from hatchet_client.errors import BulkSubmitError, BulkSubmitInterrupted, RpcError, SubmissionStopped
 from hatchet_client.pipeline import MAX_BATCH_SIZE, CallFuture, Pacer, Submission, chunked, classify
-from hatchet_client.runs import RunDetails, TaskDetails, WorkflowRunRef
+from hatchet_client.runs import RunDetails, WorkflowRunRef
 from hatchet_client.types import Chunk, ChunkOutcome, OptionsLike, RunLike
 
 T = TypeVar("T")
@@ -103,11 +104,11 @@ class AdminClient:
         succeeded (by input index) and the indices that failed, have an unknown fate, or were not sent.
         `runs_per_second`: send at most that many runs a second on average (a Pacer: the same, on its clock)."""
         encoded = self._encoded(enumerate(workflow_runs), self._new_encoder())
-        chunks = _as_ranges(chunked(encoded, batch_size, self.config.grpc_max_send_message_length))
+        chunks = as_ranges(chunked(encoded, batch_size, self.config.grpc_max_send_message_length))
         total: int | None = None
         if isinstance(workflow_runs, Sequence):  # validated and encoded whole before anything is sent
             total = len(workflow_runs)
-            chunks = _handed_over(deque(chunks))
+            chunks = handed_over(deque(chunks))
         submission = self._submission(chunks, concurrency=concurrency, timeout=timeout, runs_per_second=runs_per_second)
         by_chunk: dict[int, ChunkOutcome[int]] = {}
         stop: BaseException | None = None
@@ -196,7 +197,7 @@ class AdminClient:
         bytes), at most MAX_BATCH_SIZE items and the max send size (as `chunked` makes them; checked as they
         come: a chunk out of bounds raises ValueError, which stops the submission like a bad run)."""
         return self._submission(
-            _checked_chunks(iter(chunks), self.config.grpc_max_send_message_length),
+            checked_chunks(iter(chunks), self.config.grpc_max_send_message_length),
             concurrency=concurrency,
             before_send=before_send,
             timeout=timeout,
@@ -221,7 +222,7 @@ class AdminClient:
             if error.code == "UNAVAILABLE":
                 self._connected = False  # as run_workflow does: wait for the channel before the next call
             raise error from None
-        return _details(run_id, response)
+        return run_details(run_id, response)
 
     def close(self, wait: float | None = None) -> bool:
         """Close the channel. With `wait`, give up after that many seconds and return False: gRPC's close waits
@@ -345,19 +346,6 @@ class _Transport:
         return self._admin._wait_ready(timeout)
 
 
-def _as_ranges(chunks: Iterator[tuple[list[int], bytes]]) -> Iterator[tuple[Sequence[int], bytes]]:
-    """Tags that are consecutive input indices, kept as a range instead of a list of ints (memory)."""
-    for tags, payload in chunks:
-        yield range(tags[0], tags[-1] + 1), payload
-
-
-def _handed_over(ready: deque[tuple[Sequence[int], bytes]]) -> Iterator[tuple[Sequence[int], bytes]]:
-    """Yield prepared chunks, dropping each from `ready` as it goes: a request's memory is freed once sent,
-    and the run ids arriving meanwhile reuse it."""
-    while ready:
-        yield ready.popleft()
-
-
 def _rpc_error(what: str, exc: grpc.RpcError) -> RpcError:
     code = exc.code().name if isinstance(exc, grpc.Call) else "UNKNOWN"
     details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
@@ -365,44 +353,3 @@ def _rpc_error(what: str, exc: grpc.RpcError) -> RpcError:
     applied: Literal[False] | None = False if state == "failed" else None
     fate = "nothing was applied" if applied is False else "the engine may have applied it"
     return RpcError(f"{what} failed: {code}: {details} ({fate})", code=code, applied=applied)
-
-
-def _json_or_text(data: bytes) -> Any:
-    if not data:
-        return None
-    try:
-        return json.loads(data)
-    except ValueError:
-        return data.decode(errors="replace")
-
-
-def _details(run_id: str, response: Any) -> RunDetails:
-    status_name = admin_pb2.RunStatus.Name
-    tasks = {
-        name: TaskDetails(
-            readable_id=task.readable_id or name,
-            task_run_id=task.external_id,
-            status=status_name(task.status),
-            error=task.error if task.HasField("error") else None,
-            output=_json_or_text(task.output) if task.HasField("output") else None,
-        )
-        for name, task in response.task_runs.items()
-    }
-    return RunDetails(
-        run_id=run_id,
-        status=status_name(response.status),
-        done=response.done,
-        input=_json_or_text(response.input),
-        additional_metadata=_json_or_text(response.additional_metadata),
-        tasks=tasks,
-    )
-
-
-def _checked_chunks(chunks: Iterator[tuple[Sequence[T], bytes]], max_send: int) -> Iterator[tuple[Sequence[T], bytes]]:
-    for tags, payload in chunks:
-        if not 1 <= len(tags) <= MAX_BATCH_SIZE or len(payload) > max_send:
-            raise ValueError(
-                f"a chunk of {len(tags)} runs and {len(payload)} bytes: chunks hold 1..{MAX_BATCH_SIZE} runs and at "
-                f"most {max_send} bytes"
-            )
-        yield tags, payload

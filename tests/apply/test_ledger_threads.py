@@ -13,10 +13,10 @@ import pytest
 from hatchet_client.engine import Fault
 
 import hatchet_manifest as hm
+from hatchet_manifest.apply.recorder import OutcomeRecorder, WriteAhead
+from hatchet_manifest.apply.spool import Spool
 from hatchet_manifest.ledger import Ledger
-from hatchet_manifest.recorder import OutcomeRecorder, WriteAhead
-from hatchet_manifest.spool import Spool
-from hatchet_manifest.target import Connection
+from hatchet_manifest.plan.target import Connection
 from tests.conftest import ROOT
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import hatchet_manifest as hm
-from hatchet_manifest.spool import Spool
+from hatchet_manifest.apply.spool import Spool
 from tests.conftest import ROOT
 
 

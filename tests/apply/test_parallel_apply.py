@@ -19,7 +19,7 @@ from hatchet_client.engine import RunStore
 
 import hatchet_manifest as hm
 from hatchet_manifest.ledger import open_ledger
-from hatchet_manifest.render import SHARD_BLOCK
+from hatchet_manifest.manifest.render import SHARD_BLOCK
 from tests.apply.conftest import cli_args, engine_runs
 from tests.apply.test_crash_safety import _apply, _assert_exactly_once, _finish
 from tests.conftest import ROOT, RunCli
@@ -296,7 +296,7 @@ def _no_stray_workers(since: float) -> None:
         stray = []
         for p in psutil.process_iter(["cmdline", "create_time"]):
             cmdline = p.info["cmdline"] or []
-            if "hatchet_manifest.shard_worker" in cmdline and (p.info["create_time"] or 0) >= since:
+            if "hatchet_manifest.apply.shard_worker" in cmdline and (p.info["create_time"] or 0) >= since:
                 stray.append(p.pid)
         if not stray:
             return

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from hatchet_client import RunEncoder
 
-from hatchet_manifest import spool as spool_module
-from hatchet_manifest.apply import Tag
-from hatchet_manifest.spool import Spool, remove_stale
+from hatchet_manifest.apply import spool as spool_module
+from hatchet_manifest.apply.spool import Spool, remove_stale
+from hatchet_manifest.apply.tags import Tag
 
 RUN = {"workflow_name": "W", "input": {"password": "hunter2"}, "options": {"additional_metadata": {"k": "v"}}}
 
@@ -38,8 +38,8 @@ def test_a_killed_apply_spool_is_deleted_by_the_next_one(tmp_path: Path) -> None
     script = (
         "import os, sys; from pathlib import Path\n"
         "from hatchet_client import RunEncoder\n"
-        "from hatchet_manifest.apply import Tag\n"
-        "from hatchet_manifest.spool import Spool\n"
+        "from hatchet_manifest.apply.tags import Tag\n"
+        "from hatchet_manifest.apply.spool import Spool\n"
         "s = Spool(RunEncoder('', 1 << 22), Path(sys.argv[1]))\n"
         "s.write([(Tag('k', 'd', 'm', 'f'), {'workflow_name': 'W', 'input': {'password': 'hunter2'}})])\n"
         "os.kill(os.getpid(), 9)\n"

@@ -151,8 +151,8 @@ def test_two_concurrent_applies_on_one_postgres_ledger(
 def test_stamp_lookups_one_by_one_and_by_listing_agree(manifests: Path, engine: dict[str, str]) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from hatchet_manifest.lookup import FEW_KEYS, StampIndex
-    from hatchet_manifest.target import connect
+    from hatchet_manifest.plan.lookup import FEW_KEYS, StampIndex
+    from hatchet_manifest.plan.target import connect
 
     applied = run(
         engine,

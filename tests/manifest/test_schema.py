@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from hatchet_manifest.model import manifest_json_schema
+from hatchet_manifest.manifest.model import manifest_json_schema
 from tests.conftest import ROOT, RunCli
 
 

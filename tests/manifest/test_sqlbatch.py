@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from hatchet_manifest.sqlbatch import select_in
+from hatchet_manifest.manifest.sqlbatch import select_in
 
 
 def test_select_in_takes_more_keys_than_sqlite_variables() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hatchet_manifest.yamlsafe import parse_documents
+from hatchet_manifest.manifest.yamlsafe import parse_documents
 
 TEXT = """\
 base: &base

@@ -10,9 +10,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from hatchet_manifest.errors import ManifestError, Problem
-from hatchet_manifest.model import Manifest
-from hatchet_manifest.selector import Selector
-from hatchet_manifest.yamlsafe import Document, Path_, YamlError, parse_documents
+from hatchet_manifest.manifest.model import Manifest
+from hatchet_manifest.manifest.selector import Selector
+from hatchet_manifest.manifest.yamlsafe import Document, Path_, YamlError, parse_documents
 
 SUFFIXES = (".yaml", ".yml")
 

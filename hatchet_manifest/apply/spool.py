@@ -29,7 +29,7 @@ from typing import Any
 from hatchet_client import RunEncoder, WorkflowRun
 from hatchet_client.pipeline import MAX_BATCH_SIZE
 
-from hatchet_manifest.apply import Tag, TagFields
+from hatchet_manifest.apply.tags import Tag, TagFields
 
 _HEADER = struct.Struct("<II")
 PREFIX = "hatchet-manifest-"

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from hatchet_manifest.sqlbatch import select_in
+from hatchet_manifest.manifest.sqlbatch import select_in
 
 
 class KeySet:

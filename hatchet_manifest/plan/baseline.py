@@ -7,9 +7,9 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 
 from hatchet_manifest.ledger import Ledger, LedgerEntry, Target
-from hatchet_manifest.plan import Known, run_digest
-from hatchet_manifest.rendered import RenderedRun
-from hatchet_manifest.sqlbatch import select_in
+from hatchet_manifest.manifest.rendered import RenderedRun
+from hatchet_manifest.manifest.sqlbatch import select_in
+from hatchet_manifest.plan.planner import Known, run_digest
 
 
 def _known(e: LedgerEntry) -> Known:

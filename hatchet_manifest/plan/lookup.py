@@ -16,12 +16,12 @@ from datetime import UTC, datetime, timedelta
 
 from hatchet_client.errors import HatchetClientError
 
-from hatchet_manifest.apply import STAMP_KEY, STAMP_MANIFEST
 from hatchet_manifest.errors import HatchetManifestError
 from hatchet_manifest.ledger import AdoptedRow, Ledger, Target
-from hatchet_manifest.plan import Known, RunIdentity
-from hatchet_manifest.sqlbatch import select_in
-from hatchet_manifest.target import Connection
+from hatchet_manifest.manifest.sqlbatch import select_in
+from hatchet_manifest.plan.planner import Known, RunIdentity
+from hatchet_manifest.plan.stamps import STAMP_KEY, STAMP_MANIFEST
+from hatchet_manifest.plan.target import Connection
 
 
 class LookupError_(HatchetManifestError):

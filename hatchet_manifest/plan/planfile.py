@@ -24,8 +24,8 @@ from typing import Any
 
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Ledger, Target
-from hatchet_manifest.plan import Known, PlannedRun
-from hatchet_manifest.rendered import RenderedRun
+from hatchet_manifest.manifest.rendered import RenderedRun
+from hatchet_manifest.plan.planner import Known, PlannedRun
 
 FORMAT = "hatchet-manifest-plan/v1"
 _RUNS_OPEN = ',"runs":['

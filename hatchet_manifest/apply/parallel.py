@@ -1,7 +1,7 @@
 """Pass 1 of a large apply in worker processes: render, validate, digest and encode shards of the run stream
 on several cores, then plan, select and spool them in the parent, in exactly the serial order.
 
-Each worker is a fresh interpreter (`python -m hatchet_manifest.shard_worker`, started like multiprocessing's spawn
+Each worker is a fresh interpreter (`python -m hatchet_manifest.apply.shard_worker`, started like multiprocessing's spawn
 start method: never a fork of a parent that may hold gRPC threads and an embedded engine). It gets its job
 (the parent's loaded manifests, the merged values, limits, its shard) pickled on stdin and renders
 `Renderer.stream(shard=(k, n))`: the items of the blocks `ordinal // SHARD_BLOCK` equal to k modulo n. Per
@@ -37,15 +37,15 @@ from typing import IO, Any, NamedTuple
 from hatchet_client import RunEncoder
 from hatchet_client.errors import RunValidationError
 
-from hatchet_manifest.apply import ApplyOptions, ApplyResult, wanted, wire_item
+from hatchet_manifest.apply.executor import ApplyOptions, ApplyResult, wanted, wire_item
+from hatchet_manifest.apply.spool import Spool
 from hatchet_manifest.errors import ManifestError, Problem
-from hatchet_manifest.keyset import KeyLog
-from hatchet_manifest.loader import LoadedManifest
-from hatchet_manifest.plan import Action, Plan, classify, run_digest
-from hatchet_manifest.render import SHARD_BLOCK, Renderer
-from hatchet_manifest.rendered import Limits, canonical_json
-from hatchet_manifest.spool import Spool
-from hatchet_manifest.values import Values
+from hatchet_manifest.manifest.keyset import KeyLog
+from hatchet_manifest.manifest.loader import LoadedManifest
+from hatchet_manifest.manifest.render import SHARD_BLOCK, Renderer
+from hatchet_manifest.manifest.rendered import Limits, canonical_json
+from hatchet_manifest.manifest.values import Values
+from hatchet_manifest.plan.planner import Action, Plan, classify, run_digest
 
 DEFAULT_THRESHOLD = 50_000  # below this many runs, the serial path is faster (workers cost ~0.3 s to start)
 THRESHOLD_ENV = "HATCHET_MANIFEST_PARALLEL_THRESHOLD"
@@ -160,7 +160,7 @@ class _Worker:
         roots = {str(Path(m.__file__).resolve().parent.parent) for m in _packages()}
         env["PYTHONPATH"] = os.pathsep.join([*sorted(roots), *filter(None, [env.get("PYTHONPATH")])])
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hatchet_manifest.shard_worker"],
+            [sys.executable, "-m", "hatchet_manifest.apply.shard_worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,

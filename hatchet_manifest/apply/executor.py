@@ -12,36 +12,26 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 from hatchet_client import AdminClient, ChunkOutcome, RunEncoder, WorkflowRun
 from hatchet_client.errors import HatchetClientError
 
+from hatchet_manifest.apply.recorder import OutcomeRecorder, WriteAhead
+from hatchet_manifest.apply.spool import Spool
+from hatchet_manifest.apply.tags import Tag, TagFields
 from hatchet_manifest.errors import HatchetManifestError
 from hatchet_manifest.ledger import Ledger, PendingRow, Target
-from hatchet_manifest.plan import Known, PlannedRun
-from hatchet_manifest.recorder import OutcomeRecorder, WriteAhead
-from hatchet_manifest.rendered import RenderedRun, canonical_json
+from hatchet_manifest.manifest.rendered import RenderedRun, canonical_json
+from hatchet_manifest.plan.planner import Known, PlannedRun
+from hatchet_manifest.plan.stamps import STAMP_KEY, STAMP_MANIFEST
 
-if TYPE_CHECKING:
-    from hatchet_manifest.spool import Spool
-
-STAMP_KEY = "hatchet-manifest/key"
-STAMP_MANIFEST = "hatchet-manifest/manifest"
 CRASH_ENV = "HATCHET_MANIFEST_CRASH_AT"  # test hook: "<point>:<chunk seq>", e.g. "after-pending:3"
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
-
-
-class Tag(NamedTuple):
-    key: str
-    digest: str
-    manifest: str
-    file: str
-    replace: bool = False  # a changed run sent again: its submitted row is replaced
 
 
 @dataclass(frozen=True)
@@ -104,7 +94,6 @@ class ApplyResult:
         }
 
 
-TagFields = tuple[str, str, str, str, bool]  # a Tag as the spool stores it: (key, digest, manifest, file, replace)
 KEEP_KEYS = 1000  # keys listed in a result, per kind
 _ROW = operator.itemgetter(0, 1, 2, 3)  # a Tag's PendingRow fields
 _KEY = operator.itemgetter(0)  # Tag.key

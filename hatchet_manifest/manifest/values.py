@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hatchet_manifest.errors import ConfigError, ManifestError
-from hatchet_manifest.yamlsafe import YamlError, parse_documents, scalar
+from hatchet_manifest.manifest.yamlsafe import YamlError, parse_documents, scalar
 
 _SPLIT = re.compile(r"(?<!\\),")
 

@@ -14,8 +14,8 @@ from typing import Any, Literal, Protocol
 
 from hatchet_client.config import apply_namespace
 
-from hatchet_manifest.keyset import KeyLog, KeySet
-from hatchet_manifest.rendered import RenderedRun, canonical_json, json_digest
+from hatchet_manifest.manifest.keyset import KeyLog, KeySet
+from hatchet_manifest.manifest.rendered import RenderedRun, canonical_json, json_digest
 
 Action = Literal["create", "changed", "unchanged", "removed", "unknown"]
 ACTIONS: tuple[Action, ...] = ("create", "changed", "unchanged", "removed", "unknown")

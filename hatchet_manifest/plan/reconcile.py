@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from hatchet_manifest.ledger import AdoptedRow, Ledger, LedgerEntry, Target
-from hatchet_manifest.lookup import LookupError_, StampIndex
-from hatchet_manifest.target import Connection
+from hatchet_manifest.plan.lookup import LookupError_, StampIndex
+from hatchet_manifest.plan.target import Connection
 
 # Runs are looked up from a little before the oldest unsettled row was recorded (clock skew, slow writes).
 SLACK = timedelta(minutes=15)

@@ -8,7 +8,7 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from hatchet_manifest.validate import describe
+from hatchet_manifest.manifest.validate import describe
 
 
 class ExpandError(Exception):

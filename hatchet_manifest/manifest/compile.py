@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import Template, nodes
 from jinja2.runtime import Context
 
-from hatchet_manifest.template import MAX_VALUE_LEN, Environment, render_capped
+from hatchet_manifest.manifest.template import MAX_VALUE_LEN, Environment, render_capped
 
 
 class Tree:

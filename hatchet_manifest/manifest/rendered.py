@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from hatchet_manifest.validate import MAX_REQUEST_BYTES
+from hatchet_manifest.manifest.validate import MAX_REQUEST_BYTES
 
 MAX_TEMPLATE_BYTES = 16 << 20
 

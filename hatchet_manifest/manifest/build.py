@@ -1,0 +1,216 @@
+"""Building one run from its evaluated leaves: the checks of names, input, metadata, priority, key, size and
+input schema, each failure recorded with its location."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hatchet_manifest.manifest.compile import DuplicateKeyError
+from hatchet_manifest.manifest.entries import AnyEntry, Entry, ProblemLog, Skip, TemplateEntry, default_key
+from hatchet_manifest.manifest.model import TemplateItem
+from hatchet_manifest.manifest.rendered import Limits, RenderedRun, canonical_json
+from hatchet_manifest.manifest.validate import (
+    SchemaRegistry,
+    check_json,
+    check_key,
+    check_priority,
+    check_workflow_name,
+    describe,
+    may_be_large,
+    metadata_value,
+    request_size,
+    schema_errors,
+    small_flat_json,
+)
+
+
+class RunBuilder:
+    """Turns evaluated entries into RenderedRun values; raises Skip after recording a run's problems."""
+
+    def __init__(self, limits: Limits, schemas: SchemaRegistry, log: ProblemLog) -> None:
+        self.limits = limits
+        self.schemas = schemas
+        self.log = log
+
+    def build(self, entry: Entry, values: list[Any], where: str) -> RenderedRun:
+        bad = False
+        workflow = entry.workflow.build(values)
+        error = check_workflow_name(workflow)
+        if error:
+            self.log.at(entry, where, "workflow_name", error, ("workflow_name",))
+            bad = True
+        try:
+            data = entry.input.build(values)
+            raw_metadata = entry.metadata.build(values)
+        except DuplicateKeyError as exc:
+            self.log.at(entry, where, exc.path, "two keys render to the same name", tuple(exc.path.split(".")))
+            raise Skip() from None
+        if not isinstance(data, dict):
+            self.log.at(entry, where, "input", f"must be an object, got {describe(data)}", ("input",))
+            raise Skip()
+        small = small_flat_json(data, self.limits.max_request_bytes)
+        if not small:
+            for path, message in check_json(data, "input"):
+                self.log.at(entry, where, path, message, ("input", *path.split(".")[1:2]))
+                bad = True
+        metadata = self.metadata(entry, raw_metadata, where)
+        priority, error = check_priority(entry.priority.build(values))
+        if error:
+            self.log.at(entry, where, "options.priority", error, ("options", "priority"))
+            bad = True
+        if bad or metadata is None:
+            raise Skip()
+        key = self.key(entry, values, workflow, data, metadata, where)
+        self.check_size_and_schema(entry, where, workflow, data, metadata, small)
+        return RenderedRun(
+            key,
+            workflow,
+            data,
+            metadata,
+            priority,
+            entry.manifest.name,
+            entry.manifest.file,
+            entry.line,
+            where,
+            None,  # secret_input, secret_metadata: see _with_secrets
+            None,
+            entry.uses_secret,  # positional: a keyword costs a tenth of building the run
+        )
+
+    def metadata(self, entry: AnyEntry, raw: Any, where: str) -> dict[str, str] | None:
+        if not isinstance(raw, dict):
+            self.log.at(entry, where, "options.additional_metadata", f"must be an object, got {describe(raw)}")
+            return None
+        out: dict[str, str] = {}
+        for k, v in raw.items():  # fast path: string keys, string or int values
+            if type(k) is not str or "\x00" in k:
+                break
+            if type(v) is str and "\x00" not in v:
+                out[k] = v
+            elif type(v) is int:
+                out[k] = str(v)
+            else:
+                break
+        else:
+            return out
+        out.clear()
+        ok = True
+        for k, v in raw.items():
+            text = metadata_value(v)
+            key_text = metadata_value(k)
+            if text is None or key_text is None or "\x00" in text or "\x00" in key_text:
+                shown = describe(v) if text is None else "a string with a NUL character"
+                self.log.at(
+                    entry,
+                    where,
+                    f"options.additional_metadata.{k}",
+                    f"metadata values must be strings, numbers or booleans, got {shown}",
+                    ("options", "additional_metadata", k) if isinstance(entry, Entry) else (),
+                )
+                ok = False
+                continue
+            out[key_text] = text
+        return out if ok else None
+
+    def key(
+        self,
+        entry: Entry,
+        values: list[Any],
+        workflow: str,
+        data: dict[str, Any],
+        metadata: dict[str, str],
+        where: str,
+    ) -> str:
+        if entry.key is None:
+            return default_key(entry, workflow, data, metadata)
+        key, error = check_key(entry.key.build(values))
+        if key is None:
+            self.log.at(entry, where, "key", str(error), ("key",))
+            raise Skip()
+        return key
+
+    def check_size_and_schema(
+        self,
+        entry: AnyEntry,
+        where: str,
+        workflow: str,
+        data: dict[str, Any],
+        metadata: dict[str, str],
+        small: bool = False,
+    ) -> None:
+        if not small and may_be_large(data, self.limits.max_request_bytes):
+            size = request_size(workflow, canonical_json(data), canonical_json(metadata))  # as sent: compact
+            if size > self.limits.max_request_bytes:
+                self.log.at(
+                    entry,
+                    where,
+                    "input",
+                    f"the run's request is {size} bytes, over the {self.limits.max_request_bytes}-byte limit",
+                )
+                raise Skip()
+        try:
+            source = entry.schema_source if isinstance(entry, Entry) else None
+            validator = (
+                self.schemas.for_source(source, entry.manifest.base_dir)
+                if source is not None
+                else self.schemas.for_workflow(workflow)
+            )
+        except ValueError as exc:
+            self.log.at(entry, where, "input_schema", str(exc), ("input_schema",))
+            raise Skip() from None
+        if validator is not None:
+            errors = list(schema_errors(validator, data))
+            for path, message in errors:
+                self.log.at(entry, where, path, message, ("input", *path.split(".")[1:2]))
+            if errors:
+                raise Skip()
+
+    def with_secrets(self, entry: Entry, run: RenderedRun, values: list[Any], where: str) -> RenderedRun:
+        data = entry.input.build(values)
+        metadata = self.metadata(entry, entry.metadata.build(values), where)
+        if metadata is None:
+            raise Skip()
+        return dataclasses.replace(
+            run,
+            secret_input=data if data != run.input else None,
+            secret_metadata=metadata if metadata != run.additional_metadata else None,
+        )
+
+    def template_run(self, entry: TemplateEntry, item: TemplateItem, k: int) -> RenderedRun:
+        """One item of a `template:` block (already parsed as data: nothing is rendered again)."""
+        where = f"runs[{entry.index}] item[{k}]"
+        bad = False
+        for path, message in check_json(item.input, "input"):
+            self.log.at(entry, where, path, message)
+            bad = True
+        metadata = self.metadata(entry, item.options.additional_metadata, where)
+        priority, error = check_priority(item.options.priority)
+        if error:
+            self.log.at(entry, where, "options.priority", error)
+            bad = True
+        error = check_workflow_name(item.workflow_name)
+        if error:
+            self.log.at(entry, where, "workflow_name", error)
+            bad = True
+        key: str | None = None
+        if item.key is not None:
+            key, error = check_key(item.key)
+            if error:
+                self.log.at(entry, where, "key", error)
+                bad = True
+        if bad or metadata is None:
+            raise Skip()
+        key = key or default_key(entry, item.workflow_name, item.input, metadata)
+        self.check_size_and_schema(entry, where, item.workflow_name, item.input, metadata)
+        return RenderedRun(
+            key,
+            item.workflow_name,
+            item.input,
+            metadata,
+            priority,
+            entry.manifest.name,
+            entry.manifest.file,
+            entry.line,
+            where,
+        )

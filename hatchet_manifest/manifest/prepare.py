@@ -1,0 +1,156 @@
+"""Compiling run entries: each structured entry becomes one sandboxed program with its loops sized; each
+`template:` block is rendered and parsed into items. Nothing per run is evaluated here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import ValidationError
+
+from hatchet_manifest.manifest.compile import Compiler, LeafError, RenderProblem, template_lineno
+from hatchet_manifest.manifest.entries import Entry, ProblemLog, TemplateEntry, info
+from hatchet_manifest.manifest.expand import ExpandError, loop_items, matrix_combos
+from hatchet_manifest.manifest.loader import LoadedManifest, pydantic_problems
+from hatchet_manifest.manifest.model import RunEntry, TemplateItem
+from hatchet_manifest.manifest.rendered import Limits
+from hatchet_manifest.manifest.template import Environment, render_capped
+from hatchet_manifest.manifest.validate import describe
+from hatchet_manifest.manifest.yamlsafe import Document, YamlError, parse_documents
+
+
+class EntryCompiler:
+    """Compiles the run entries of manifests, recording problems in `log`."""
+
+    def __init__(self, env: Environment, limits: Limits, log: ProblemLog) -> None:
+        self.env = env
+        self.limits = limits
+        self.log = log
+
+    def compile_entry(
+        self, m: LoadedManifest, index: int, entry: RunEntry, variables: dict[str, Any]
+    ) -> Entry | TemplateEntry | None:
+        doc = m.doc
+        where = f"runs[{index}]"
+        line = doc.line_of(("runs", index))
+        raw: dict[str, Any] = doc.data["runs"][index]
+        if entry.template is not None:
+            return self.template_entry(m, index, entry.template, variables)
+        compiler = Compiler(self.env, lambda loc: doc.line_of(("runs", index, *loc)))
+        try:
+            workflow = compiler.tree(raw["workflow_name"], ("workflow_name",), "workflow_name")
+            key = compiler.tree(raw["key"], ("key",), "key") if "key" in raw else None
+            input_tree = compiler.tree(raw.get("input", {}), ("input",), "input")
+            options = raw.get("options", {})
+            metadata = compiler.tree(
+                options.get("additional_metadata", {}),
+                ("options", "additional_metadata"),
+                "options.additional_metadata",
+            )
+            priority = compiler.tree(options.get("priority"), ("options", "priority"), "options.priority")
+            when = compiler.tree(raw["when"], ("when",), "when") if "when" in raw else None
+            program = compiler.finish()
+        except LeafError as exc:
+            self.leaf_problem(m, where, exc)
+            return None
+        compiled = Entry(
+            m,
+            index,
+            line,
+            entry.as_,
+            program,
+            workflow,
+            key,
+            input_tree,
+            metadata,
+            priority,
+            when,
+            entry.input_schema,
+            "secret" in compiler.names,
+            variables,
+        )
+        try:
+            self._expand(compiled, raw)
+        except LeafError as exc:
+            self.leaf_problem(m, where, exc)
+            return None
+        return compiled
+
+    def leaf_problem(self, m: LoadedManifest, where: str, exc: LeafError) -> None:
+        cause = exc.cause
+        message = getattr(cause, "message", None) or str(cause)
+        kind = type(cause).__name__
+        if kind in ("UndefinedError", "TemplateSyntaxError", "SecurityError", "TemplateFunctionError", "RenderProblem"):
+            text = message
+        else:
+            text = f"{kind}: {message}"
+        self.log.add(m.file, exc.leaf.line, text, where, exc.leaf.path)
+
+    def _static(self, entry: Entry, value: Any, loc: tuple[str | int, ...], path: str, local: dict[str, Any]) -> Any:
+        """Evaluate a value that is not per-run (for_each, matrix) in the entry's variables."""
+        doc = entry.manifest.doc
+        compiler = Compiler(self.env, lambda sub: doc.line_of(("runs", entry.index, *sub)))
+        tree = compiler.tree(value, loc, path)
+        program = compiler.finish()
+        return tree.build(program.run(program.context(entry.variables), dict(local)))
+
+    def _expand(self, entry: Entry, raw: dict[str, Any]) -> None:
+        try:
+            combos = (
+                matrix_combos(self._static(entry, raw["matrix"], ("matrix",), "matrix", {}), self.limits.max_runs)
+                if "matrix" in raw
+                else [{}]
+            )
+            for combo in combos:
+                items: Iterable[Any] | None = None
+                n = 1
+                if "for_each" in raw:
+                    local = {**combo, "matrix": combo}
+                    value = self._static(entry, raw["for_each"], ("for_each",), "for_each", local)
+                    items, n = loop_items(value, self.limits.max_runs)
+                entry.expansions.append((combo, items))
+                entry.count += n
+        except ExpandError as exc:
+            field = exc.path.split(".")[0]
+            line = entry.manifest.doc.line_of(("runs", entry.index, field))
+            raise LeafError(info(exc.path, line), RenderProblem(str(exc))) from None
+
+    def template_entry(
+        self, m: LoadedManifest, index: int, source: str, variables: dict[str, Any]
+    ) -> TemplateEntry | None:
+        doc = m.doc
+        key_line = doc.line_of(("runs", index, "template"))
+        where = f"runs[{index}]"
+        try:
+            text = render_capped(self.env.from_string(source), variables, self.limits.max_template_bytes)
+        except Exception as exc:  # noqa: BLE001 - untrusted template code: every failure becomes a located problem
+            lineno = template_lineno(exc)
+            line = key_line + lineno if lineno else key_line
+            self.leaf_problem(m, where, LeafError(info("template", line), exc))
+            return None
+        label = f"{m.file} (template at line {key_line}, rendered)"
+        try:
+            docs = list(parse_documents(text, label))
+        except YamlError as exc:
+            self.log.add(m.file, key_line, f"the template's output is not valid YAML: {exc.problem}", where, "template")
+            return None
+        data = docs[0].data if docs else []
+        if not isinstance(data, list):
+            self.log.add(
+                m.file, key_line, f"the template must render a YAML list, got {describe(data)}", where, "template"
+            )
+            return None
+        items = []
+        for k, item in enumerate(data):
+            sub = Document(m.file, key_line, item)
+            try:
+                items.append((TemplateItem.model_validate(item), k))
+            except ValidationError as exc:
+                for p in pydantic_problems(exc, sub):
+                    self.log.add(m.file, key_line, p.message, f"{where} item[{k}]", p.path)
+        if len(items) > self.limits.max_runs:
+            self.log.add(
+                m.file, key_line, f"the template renders more than --max-runs {self.limits.max_runs} runs", where
+            )
+            return None
+        return TemplateEntry(m, index, key_line, items)
