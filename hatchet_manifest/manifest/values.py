@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import re
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hatchet_manifest.errors import ConfigError, ManifestError
-from hatchet_manifest.manifest.yamlsafe import YamlError, parse_documents, scalar
+from hatchet_manifest.manifest.setvalues import assign, parse_set
+from hatchet_manifest.manifest.yamlsafe import YamlError, bad_text, parse_documents, scalar
 
-_SPLIT = re.compile(r"(?<!\\),")
+MAX_VALUES_FILE = 16 << 20  # bytes
+
+
+def _string(text: str) -> str:
+    return text
 
 
 @dataclass(frozen=True)
@@ -28,12 +34,13 @@ class Values:
         out: dict[str, Any] = {}
         for f in self.files:
             merge(out, _read_values_file(Path(f)))
-        for text in self.set:
-            for k, v in _assignments(text, "--set"):
-                _assign(out, k, scalar(v))
-        for text in self.set_string:
-            for k, v in _assignments(text, "--set-string"):
-                _assign(out, k, v)
+        for flag, texts, typed in (("--set", self.set, scalar), ("--set-string", self.set_string, _string)):
+            for text in texts:
+                why = bad_text(text)
+                if why:
+                    raise ConfigError(f"{flag}: {why}")
+                for path, value in parse_set(text, flag, typed):
+                    assign(out, path, value, f"{flag} {'.'.join(map(str, path))}")
         merge(out, self.extra)
         return out
 
@@ -48,41 +55,44 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
-def _read_values_file(path: Path) -> dict[str, Any]:
+def read_limited(path: Path, limit: int, what: str) -> str:
+    """The text of a regular file of at most `limit` bytes (FIFOs, devices and directories are refused)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read values file: {exc}") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: cannot read {what}: not a regular file")
+        if info.st_size > limit:
+            raise ConfigError(f"{path}: {what} is larger than {limit >> 20} MiB")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ConfigError(f"{path}: {what} is larger than {limit >> 20} MiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: {what} is not UTF-8 text") from None
+
+
+def _read_values_file(path: Path) -> dict[str, Any]:
+    text = read_limited(path, MAX_VALUES_FILE, "values file")
     try:
         docs = list(parse_documents(text, str(path)))
     except YamlError as exc:
         raise ManifestError([exc.problem]) from None
-    out: dict[str, Any] = {}
-    for doc in docs:
-        if doc.data is None:
-            continue
-        if not isinstance(doc.data, dict):
-            raise ConfigError(f"{path}:{doc.line}: a values file must be a mapping")
-        merge(out, doc.data)
-    return out
-
-
-def _assignments(text: str, flag: str) -> list[tuple[str, str]]:
-    pairs = []
-    for part in _SPLIT.split(text):
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"{flag} {text!r}: expected key=value")
-        pairs.append((key.strip(), value.replace("\\,", ",")))
-    return pairs
-
-
-def _assign(out: dict[str, Any], dotted: str, value: Any) -> None:
-    parts = dotted.split(".")
-    node = out
-    for p in parts[:-1]:
-        nxt = node.get(p)
-        if not isinstance(nxt, dict):
-            nxt = node[p] = {}
-        node = nxt
-    node[parts[-1]] = value
+    if len(docs) > 1:
+        raise ConfigError(f"{path}:{docs[1].line}: a values file holds one YAML document, this one has {len(docs)}")
+    if not docs or docs[0].data is None:
+        return {}
+    doc = docs[0]
+    if not isinstance(doc.data, dict):
+        raise ConfigError(f"{path}:{doc.line}: a values file must be a mapping")
+    return dict(doc.data)
