@@ -1,10 +1,20 @@
-"""The ledger: what was applied, per target. One interface, two backends (SQLite, PostgreSQL)."""
+"""The ledger: what was applied, per target. One interface, two backends (SQLite, PostgreSQL).
 
-from hatchet_manifest.ledger.base import (
+Modules, each importing only modules listed before it (no cycles; psycopg is loaded only by `postgres`):
+values (rows, targets, errors), migrations, redact (passwords out of messages), base (the Ledger interface),
+rows (the export format), digest (the state digest), rules (transition rules: why a key was refused),
+dialect (what a SQL dialect provides), sql (SqlLedger: every call, once for both backends), sqlite_sql and
+postgres_sql (each dialect's statements), filelock, sqlite and postgres (each backend's connections,
+transactions, durability and locks), url (--ledger URL -> open_ledger).
+"""
+
+from hatchet_manifest.ledger.base import Ledger
+from hatchet_manifest.ledger.redact import redact_url
+from hatchet_manifest.ledger.url import open_ledger
+from hatchet_manifest.ledger.values import (
     RUN_STATES,
     AdoptedRow,
     KeyTakenError,
-    Ledger,
     LedgerEntry,
     LedgerLockedError,
     LockHolder,
@@ -13,7 +23,6 @@ from hatchet_manifest.ledger.base import (
     Target,
     TransitionError,
 )
-from hatchet_manifest.ledger.url import open_ledger, redact_url
 
 __all__ = [
     "RUN_STATES",

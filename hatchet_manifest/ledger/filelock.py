@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hatchet_manifest.errors import LedgerError
-from hatchet_manifest.ledger.base import Clock, LedgerLockedError, LockHolder, Target
+from hatchet_manifest.ledger.values import Clock, LedgerLockedError, LockHolder, Target
 
 POLL_SECONDS = 0.05
 

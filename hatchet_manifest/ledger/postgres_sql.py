@@ -1,11 +1,24 @@
-"""The PostgreSQL ledger's statements, and how key lists travel to them (one text[] literal per column)."""
+"""The PostgreSQL dialect: its statements, `%s` / `%(name)s` parameters, key lists as one text[] literal per
+column (unnest), times as timestamptz, and each write as one statement for the whole call.
+
+Hot-path writes are INSERT ... ON CONFLICT over unnest(): one primary-key probe per row whatever the planner
+thinks, row locks taken in key order (ORDER BY key COLLATE "C") so that racing writers cannot deadlock.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import cast
+import functools
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, cast
 
-COLUMNS = "key, digest, run_id, manifest, file, state, error, created_at, updated_at"
+from hatchet_manifest.ledger.dialect import COLUMNS as COLUMNS  # with the statements, as before
+from hatchet_manifest.ledger.dialect import Dialect, replacing
+from hatchet_manifest.ledger.migrations import VERSION_TABLE
+from hatchet_manifest.ledger.values import AdoptedRow, LedgerEntry, PendingRow
+
+if TYPE_CHECKING:
+    import psycopg
 
 # Statements over one target must walk the primary key, whatever the statistics say: with a fresh target (or stale
 # statistics) the planner may otherwise scan every row of the target for each page or batch, which turns a
@@ -115,3 +128,114 @@ WHERE h.lock_key = %(key)s AND EXISTS (
         AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
         AND l.classid::bigint = %(classid)s AND l.objid::bigint = %(objid)s)
 """
+
+UPSERT_REPLACING = replacing(UPSERT_PENDING)
+
+
+@functools.lru_cache(maxsize=4)
+def lookup_sql(columns: str) -> str:
+    return LOOKUP.format(columns=columns)
+
+
+def _changed(conn: psycopg.Connection[Any], sql: str, params: dict[str, Any], target_id: int) -> int:
+    """Run an upsert-as-update (see UPDATE_SUBMITTED); returns how many rows it changed. Keys not in the ledger
+    were inserted as placeholders: they are deleted again (and are then found missing)."""
+    changed = 0
+    missing: list[str] = []
+    for key, inserted in conn.execute(sql, params).fetchall():
+        if inserted:
+            missing.append(key)
+        else:
+            changed += 1
+    if missing:
+        conn.execute(DELETE_PLACEHOLDERS, (target_id, text_array(sorted(missing))))
+    return changed
+
+
+def _same(moment: datetime) -> datetime:
+    return moment
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC)
+
+
+class PostgresDialect(Dialect["psycopg.Connection[Any]"]):
+    param = "%s"
+    batch_size = None  # one array per column: a whole call is one statement, its row locks taken in key order
+    version_table_ddl = (
+        f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)"
+    )
+    pin_plans = PIN_PLANS
+
+    def any_of(self, column: str) -> str:
+        return f"{column} = ANY(%s::text[])"
+
+    list_param = staticmethod(text_array)
+    to_db_time = staticmethod(_same)
+    from_db_time = staticmethod(_utc)
+    applied_at = staticmethod(_same)
+
+    def lookup(self, columns: str, target_id: int, keys: Sequence[str]) -> tuple[str, Any]:
+        return lookup_sql(columns), {"keys": text_array(keys), "target": target_id}
+
+    def insert_pending(
+        self,
+        conn: psycopg.Connection[Any],
+        target_id: int,
+        rows: Sequence[PendingRow],
+        now: Any,
+        replace_submitted: bool,
+    ) -> Iterable[str]:
+        params = {
+            "target": target_id,
+            "now": now,
+            "keys": text_array([r.key for r in rows]),
+            "digests": text_array([r.digest for r in rows]),
+            "manifests": text_array([r.manifest for r in rows]),
+            "files": text_array([r.file for r in rows]),
+        }
+        sql = UPSERT_REPLACING if replace_submitted else UPSERT_PENDING
+        return [key for (key,) in conn.execute(sql, params).fetchall()]
+
+    def update_submitted(
+        self, conn: psycopg.Connection[Any], target_id: int, pairs: Sequence[tuple[str, str]], now: Any
+    ) -> int:
+        params = {
+            "target": target_id,
+            "now": now,
+            "keys": text_array([key for key, _ in pairs]),
+            "run_ids": text_array([run_id for _, run_id in pairs]),
+        }
+        return _changed(conn, UPDATE_SUBMITTED, params, target_id)
+
+    def update_outcome(
+        self, conn: psycopg.Connection[Any], target_id: int, keys: Sequence[str], state: str, error: str, now: Any
+    ) -> int:
+        params = {"state": state, "error": error, "now": now, "target": target_id, "keys": text_array(keys)}
+        return _changed(conn, UPDATE_OUTCOME, params, target_id)
+
+    def upsert_adopted(
+        self, conn: psycopg.Connection[Any], target_id: int, rows: Sequence[AdoptedRow], now: Any
+    ) -> int:
+        params = {
+            "target": target_id,
+            "now": now,
+            "keys": text_array([r.key for r in rows]),
+            "digests": text_array([r.digest for r in rows]),
+            "run_ids": text_array([r.run_id for r in rows]),
+            "manifests": text_array([r.manifest for r in rows]),
+            "files": text_array([r.file for r in rows]),
+        }
+        return len(conn.execute(UPSERT_ADOPTED, params).fetchall())
+
+    def upsert_imported(self, conn: psycopg.Connection[Any], rows: Sequence[tuple[int, LedgerEntry]]) -> int:
+        columns: list[list[Any]] = [[] for _ in range(10)]
+        for target_id, e in rows:
+            values = (target_id, e.key, e.digest, e.run_id, e.manifest, e.file, e.state, e.error)
+            for column, value in zip(columns, (*values, e.created_at, e.updated_at), strict=True):
+                column.append(value)
+        return len(conn.execute(UPSERT_IMPORTED, columns).fetchall())
+
+
+DIALECT = PostgresDialect()

@@ -1,14 +1,20 @@
-"""The export format: one JSON object per ledger row, the same whichever backend wrote it."""
+"""The export format: one JSON object per ledger row, the same whichever backend wrote it; reading it back.
+
+Pure values <-> JSON (no database): `Ledger.export_rows` writes rows with `row_to_json`, `Ledger.import_rows`
+reads them with `parse_rows`; the `ledger export/import` commands add the JSON lines framing (`to_line`,
+`parse_lines`).
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from hatchet_manifest.errors import LedgerError
-from hatchet_manifest.ledger.base import RUN_STATES, LedgerEntry, RunState, Target
+from hatchet_manifest.ledger.values import RUN_STATES, LedgerEntry, RunState, Target
 
 
 class RowError(LedgerError):
@@ -104,3 +110,21 @@ def row_from_json(row: Mapping[str, Any], number: int) -> tuple[Target, LedgerEn
         updated_at=_parse_time(row["updated_at"], "updated_at", number),
     )
     return Target(row["tenant_id"], row["address"]), entry
+
+
+def parse_rows(rows: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[tuple[Target, LedgerEntry]]]:
+    """Exported rows, validated and turned into values, `size` at a time (rows are numbered from 1 across
+    chunks); the same target and key twice in one chunk is a RowError."""
+    it = iter(rows)
+    number = 0
+    while chunk := list(itertools.islice(it, size)):
+        parsed = []
+        first_seen: dict[tuple[Target, str], int] = {}
+        for row in chunk:
+            number += 1
+            target, entry = row_from_json(row, number)
+            earlier = first_seen.setdefault((target, entry.key), number)
+            if earlier != number:
+                raise RowError(number, f"the same target and key as row {earlier}")
+            parsed.append((target, entry))
+        yield parsed

@@ -1,29 +1,22 @@
-"""`--ledger URL`: which backend holds the ledger, and where."""
+"""`--ledger URL`: which backend holds the ledger, and where; `open_ledger` opens it.
+
+Above both backends: it imports them (lazily, so that the PostgreSQL backend and psycopg are loaded only for a
+postgresql:// URL, the SQLite backend only for a file), and neither imports it.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from hatchet_manifest.errors import ConfigError
-from hatchet_manifest.ledger.base import Clock, Ledger, utc_now
+from hatchet_manifest.ledger.base import Ledger
+from hatchet_manifest.ledger.redact import redact_url
+from hatchet_manifest.ledger.values import Clock, utc_now
 
 DEFAULT_FILE = "ledger.db"
 POSTGRES_SCHEMES = ("postgresql", "postgres")
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and reprs."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        netloc = parts.netloc.rsplit("@", 1)[1]
-        user = parts.username or ""
-        return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-    except ValueError:
-        return "<unparseable ledger URL>"
 
 
 def sqlite_path(url: str | os.PathLike[str] | None, state_dir: Path) -> Path | None:
