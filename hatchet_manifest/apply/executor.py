@@ -24,7 +24,7 @@ from hatchet_manifest.errors import HatchetManifestError
 from hatchet_manifest.ledger import Ledger, PendingRow, Target
 from hatchet_manifest.manifest.rendered import RenderedRun, canonical_json
 from hatchet_manifest.plan.planner import Known, PlannedRun
-from hatchet_manifest.plan.stamps import STAMP_KEY, STAMP_MANIFEST
+from hatchet_manifest.plan.stamps import stamps
 
 CRASH_ENV = "HATCHET_MANIFEST_CRASH_AT"  # test hook: "<point>:<chunk seq>", e.g. "after-pending:3"
 
@@ -129,13 +129,14 @@ def wanted(action: str, known: Known | None, options: ApplyOptions, result: Appl
     return False
 
 
-def wire_run(r: RenderedRun, key: str, stamp: bool) -> WorkflowRun:
+def wire_run(r: RenderedRun, key: str, stamp: bool, digest: str) -> WorkflowRun:
     """The run as sent: real secrets, and the stamps unless turned off."""
-    stamps = {STAMP_KEY: key, STAMP_MANIFEST: r.manifest} if stamp else None
-    return r.workflow_run(reveal=True, stamps=stamps)  # type: ignore[return-value]
+    return r.workflow_run(reveal=True, stamps=stamps(key, r.manifest, digest) if stamp else None)  # type: ignore[return-value]
 
 
-def wire_item(encoder: RunEncoder, r: RenderedRun, key: str, stamp: bool, input_json: bytes | None = None) -> bytes:
+def wire_item(
+    encoder: RunEncoder, r: RenderedRun, key: str, stamp: bool, digest: str, input_json: bytes | None = None
+) -> bytes:
     """`wire_run`'s run encoded as one item of a bulk request, its JSON written by `canonical_json`.
     `input_json`: the canonical JSON of `r.input` when made already (for the digest); used unless the input
     holds a secret, whose real value is sent."""
@@ -143,7 +144,7 @@ def wire_item(encoder: RunEncoder, r: RenderedRun, key: str, stamp: bool, input_
         input_json = canonical_json(r.secret_input if r.secret_input is not None else r.input)
     metadata = r.secret_metadata if r.secret_metadata is not None else r.additional_metadata
     if stamp:
-        metadata = {**metadata, STAMP_KEY: key, STAMP_MANIFEST: r.manifest}
+        metadata = {**metadata, **stamps(key, r.manifest, digest)}
     meta_json = canonical_json(metadata) if metadata else None
     return encoder.encode_json_item(r.workflow_name, input_json, meta_json, r.priority, 0, key)
 
@@ -158,7 +159,7 @@ def select(
         r = p.run
         if not send or r is None:
             continue
-        yield Tag(p.key, p.digest, r.manifest, r.file, p.action == "changed"), wire_run(r, p.key, stamp)
+        yield Tag(p.key, p.digest, r.manifest, r.file, p.action == "changed"), wire_run(r, p.key, stamp, p.digest)
 
 
 class Executor:

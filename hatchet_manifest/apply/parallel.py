@@ -114,13 +114,14 @@ def work(job: Job, out: IO[bytes]) -> None:
             current = block
         key = run.key
         input_json = canonical_json(run.input)  # once, for the digest and (without secrets) the wire
+        digest = run_digest(run, namespace, input_json)
         try:
-            item = wire_item(encoder, run, key, stamp, input_json)
+            item = wire_item(encoder, run, key, stamp, digest, input_json)
         except RunValidationError as exc:
             item = b""
             errors.append((len(keys), exc.field, exc.problem))
         keys.append(key)
-        digests.append(run_digest(run, namespace, input_json))
+        digests.append(digest)
         entries.append(entry_no)
         items.append(item)
     if keys:

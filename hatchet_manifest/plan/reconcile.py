@@ -52,7 +52,7 @@ def reconcile(
                 report.still_unknown.extend(wanted)
                 continue
             if found:
-                adopted = [AdoptedRow(k, wanted[k].digest, manifest, wanted[k].file, rid) for k, rid in found.items()]
+                adopted = [AdoptedRow(k, held, manifest, wanted[k].file, rid) for k, (rid, held) in found.items()]
                 ledger.adopt(target, adopted)
                 report.adopted += len(found)
             missing = [k for k in wanted if k not in found]

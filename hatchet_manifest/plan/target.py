@@ -16,6 +16,7 @@ from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Target
 
 EngineMode = Literal["auto", "embedded", "remote"]
+EMBEDDED_ADDRESS = "embedded"
 CLOSE_WAIT = 5.0  # seconds the gRPC channel gets to close before the command exits anyway
 
 
@@ -58,12 +59,17 @@ def choose_mode(mode: EngineMode, environ: Mapping[str, str]) -> Literal["embedd
         return mode
     if environ.get("HATCHET_CLIENT_TOKEN"):
         return "remote"
-    if environ.get("CI"):
+    if is_ci(environ):
         raise ConfigError(
             "CI is set but HATCHET_CLIENT_TOKEN is not: refusing to fall back to the embedded engine "
             "(set the token, or pass --engine embedded on purpose)"
         )
     return "embedded"
+
+
+def is_ci(environ: Mapping[str, str]) -> bool:
+    """CI is set to something other than a false value (`CI=false`, `CI=0` and an empty CI are not CI)."""
+    return environ.get("CI", "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def embedded_db(state_dir: Path) -> Path:
@@ -97,4 +103,6 @@ def connect(mode: EngineMode, state_dir: Path, environ: Mapping[str, str] | None
     except BaseException:
         engine.stop()
         raise
-    return Connection("embedded", Target(engine.tenant_id, f"embedded:{engine.db_path.resolve()}"), config, engine)
+    # The engine's identity is its tenant, made when its database was created: the same wherever the state dir
+    # is moved or mounted, and different for another database.
+    return Connection("embedded", Target(engine.tenant_id, EMBEDDED_ADDRESS), config, engine)
