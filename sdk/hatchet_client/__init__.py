@@ -7,6 +7,7 @@ ref = hatchet.client.admin.run_workflow("ManualTriggerWorkflow", {"test": "test"
                                         options={"additional_metadata": {"hello": "moon"}})
 refs = hatchet.admin.run_workflows([{"workflow_name": "BulkParent", "input": {"n": 1}}])
 for outcome in hatchet.admin.submit((key, run) for key, run in pairs): ...   # one outcome per chunk
+check = hatchet.check_workflows({"BulkParent"})   # before sending: the engine drops runs of unknown names
 """
 
 from hatchet_client.admin import AdminClient
@@ -19,6 +20,8 @@ from hatchet_client.errors import (
     ConfigError,
     HatchetClientError,
     ListRunsError,
+    ListWorkflowsError,
+    RestError,
     ResultTimeoutError,
     RpcError,
     RunFailedError,
@@ -28,6 +31,7 @@ from hatchet_client.errors import (
     TokenError,
 )
 from hatchet_client.pipeline import Pacer, Submission
+from hatchet_client.rest import RestClient, RestLimits
 from hatchet_client.runs import RunDetails, RunRow, TaskDetails, WorkflowRunRef, list_run_ids, list_runs
 from hatchet_client.token import TokenClaims, decode_token
 from hatchet_client.types import (
@@ -37,6 +41,13 @@ from hatchet_client.types import (
     DesiredWorkerLabel,
     TriggerWorkflowOptions,
     WorkflowRun,
+)
+from hatchet_client.workflows import (
+    EmbeddedEngineInfo,
+    WorkflowCheck,
+    WorkflowRow,
+    check_workflows,
+    list_workflows,
 )
 
 __all__ = [
@@ -49,10 +60,15 @@ __all__ = [
     "ClientConfig",
     "ConfigError",
     "DesiredWorkerLabel",
+    "EmbeddedEngineInfo",
     "Hatchet",
     "HatchetClientError",
     "ListRunsError",
+    "ListWorkflowsError",
     "Pacer",
+    "RestClient",
+    "RestError",
+    "RestLimits",
     "ResultTimeoutError",
     "RpcError",
     "RunDetails",
@@ -68,9 +84,13 @@ __all__ = [
     "TokenClaims",
     "TokenError",
     "TriggerWorkflowOptions",
+    "WorkflowCheck",
+    "WorkflowRow",
     "WorkflowRun",
     "WorkflowRunRef",
+    "check_workflows",
     "decode_token",
     "list_run_ids",
     "list_runs",
+    "list_workflows",
 ]

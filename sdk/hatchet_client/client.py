@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -10,6 +10,7 @@ from typing import Any, Literal
 from hatchet_client.admin import AdminClient
 from hatchet_client.config import ClientConfig
 from hatchet_client.runs import RunRow, list_run_ids, list_runs
+from hatchet_client.workflows import DEFAULT_PAGE_SIZE, WorkflowCheck, WorkflowRow, check_workflows, list_workflows
 
 
 class Hatchet:
@@ -37,7 +38,7 @@ class Hatchet:
         until: datetime | None = None,
         limit: int = 1000,
     ) -> Iterator[RunRow]:
-        """hatchet_client.runs.list_runs with this client's server_url, tenant and token."""
+        """hatchet_client.runs.list_runs with this client's server_url, tenant, token and REST limits."""
         c = self.config
         return list_runs(
             c.server_url,
@@ -48,6 +49,7 @@ class Hatchet:
             since=since,
             until=until,
             limit=limit,
+            limits=c.rest_limits,
             ssl_context=c.rest_ssl_context(),
         )
 
@@ -56,7 +58,42 @@ class Hatchet:
     ) -> list[str]:
         c = self.config
         return list_run_ids(
-            c.server_url, c.tenant_id, c.token, metadata, operator, since=since, ssl_context=c.rest_ssl_context()
+            c.server_url,
+            c.tenant_id,
+            c.token,
+            metadata,
+            operator,
+            since=since,
+            limits=c.rest_limits,
+            ssl_context=c.rest_ssl_context(),
+        )
+
+    def list_workflows(self, name: str | None = None, *, limit: int = DEFAULT_PAGE_SIZE) -> Iterator[WorkflowRow]:
+        """The tenant's workflows whose name contains `name` (case-insensitive; every workflow when None), as the
+        official SDK's `workflows.list`: the client's namespace is applied to `name` (unless it carries it)."""
+        c = self.config
+        return list_workflows(
+            c.server_url,
+            c.tenant_id,
+            c.token,
+            None if name is None else c.apply_namespace(name),
+            limit=limit,
+            limits=c.rest_limits,
+            ssl_context=c.rest_ssl_context(),
+        )
+
+    def check_workflows(self, names: Iterable[str]) -> WorkflowCheck:
+        """Which of these workflows exist, compared exactly (hatchet_client.workflows.check_workflows). Names are
+        taken as `run_workflow` takes them: the client's namespace is applied (a name that already carries it is
+        kept), and the result holds the full names."""
+        c = self.config
+        return check_workflows(
+            c.server_url,
+            c.tenant_id,
+            c.token,
+            {c.apply_namespace(name) for name in names},
+            limits=c.rest_limits,
+            ssl_context=c.rest_ssl_context(),
         )
 
     def close(self) -> None:

@@ -17,6 +17,8 @@ Every setting `name` is read, when not passed as `ClientConfig(name=...)`, from 
     grpc_compression               gzip (default, as the official SDK) | none; gzip costs ~10% client CPU
     call_timeout                   seconds allowed to each trigger call; default: none, like the official SDK
     connect_timeout                seconds to wait for a connection before a call is given up unsent; default 30
+    rest_timeout                   total seconds allowed to each REST request, answer included; default 30
+    rest_max_response_bytes        the largest REST answer accepted; default 33554432 (32 MiB)
 
 Unlike the official SDK, `.env` files are not read.
 """
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Literal, cast
 
 from hatchet_client.errors import ConfigError
+from hatchet_client.rest import DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT, RestLimits
 from hatchet_client.token import decode_token
 
 ENV_PREFIX = "HATCHET_CLIENT_"
@@ -95,6 +98,7 @@ class ClientConfig:
         "grpc_max_send_message_length",
         "host_port",
         "namespace",
+        "rest_limits",
         "server_url",
         "tenant_id",
         "tls",
@@ -112,6 +116,7 @@ class ClientConfig:
     grpc_compression: Compression
     call_timeout: float | None
     connect_timeout: float
+    rest_limits: RestLimits
 
     def __init__(
         self,
@@ -131,6 +136,8 @@ class ClientConfig:
         grpc_compression: str | None = None,
         call_timeout: float | None = None,
         connect_timeout: float | None = None,
+        rest_timeout: float | None = None,
+        rest_max_response_bytes: int | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         env = os.environ if environ is None else environ
@@ -186,6 +193,16 @@ class ClientConfig:
         self.call_timeout = _seconds("call_timeout", setting("call_timeout", call_timeout))
         connect = _seconds("connect_timeout", setting("connect_timeout", connect_timeout))
         self.connect_timeout = DEFAULT_CONNECT_TIMEOUT if connect is None else connect
+        rest_seconds = _seconds("rest_timeout", setting("rest_timeout", rest_timeout))
+        rest_bytes = setting("rest_max_response_bytes", rest_max_response_bytes)
+        self.rest_limits = RestLimits(
+            timeout=DEFAULT_TIMEOUT if rest_seconds is None else rest_seconds,
+            max_response_bytes=(
+                DEFAULT_MAX_RESPONSE_BYTES
+                if rest_bytes is None
+                else _positive_int("rest_max_response_bytes", rest_bytes)
+            ),
+        )
 
     def rest_ssl_context(self) -> ssl.SSLContext | None:
         """The TLS settings for the REST API (server_url): the same root CA and, with mtls, the same client

@@ -146,5 +146,62 @@ class ResultTimeoutError(RunResultError):
         super().__init__(f"run {run_id} not done after {timeout:g}s ({seen})")
 
 
-class ListRunsError(HatchetClientError):
+RestFailure = Literal[
+    "invalid_request",
+    "unreachable",
+    "timeout",
+    "not_http",
+    "http_status",
+    "content_type",
+    "truncated",
+    "too_large",
+    "not_json",
+    "too_deep",
+    "bad_shape",
+]
+
+
+class RestError(HatchetClientError):
+    """A REST request failed, or its answer cannot be trusted. Every failure of a REST call is one of these.
+
+    `reason` says what went wrong:
+
+    - `invalid_request`: the request was not sent (a bad argument or URL);
+    - `unreachable`: no connection (refused, unknown host, reset before an answer);
+    - `timeout`: the answer was not complete within the request's total deadline;
+    - `not_http`: the server answered something that is not HTTP (or malformed HTTP framing);
+    - `http_status`: an HTTP status other than 2xx (`status` holds it);
+    - `content_type`: a 2xx answer that does not say it is JSON;
+    - `truncated`: the body ended before its announced length (or its last chunk);
+    - `too_large`: the body is larger than the response-size cap;
+    - `not_json`: the body is not UTF-8 JSON;
+    - `too_deep`: the JSON nests deeper than the depth limit;
+    - `bad_shape`: valid JSON, but not the shape the API documents.
+
+    `url` is the request's URL without its query string or credentials; the message names it and never
+    contains the token.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        reason: RestFailure = "invalid_request",
+        url: str | None = None,
+        method: str = "GET",
+        status: int | None = None,
+    ) -> None:
+        self.problem = problem
+        self.reason: RestFailure = reason
+        self.url = url
+        self.method = method
+        self.status = status
+        super().__init__(f"{method} {url}: {problem}" if url else problem)
+
+
+class ListRunsError(RestError):
     """The REST run listing failed (HTTP error, unreachable server, or a response we cannot read)."""
+
+
+class ListWorkflowsError(RestError):
+    """The REST workflow listing failed (HTTP error, unreachable server, or a response we cannot read)."""

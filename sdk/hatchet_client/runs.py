@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 from hatchet_client.errors import ListRunsError, ResultTimeoutError, RpcError, RunFailedError
+from hatchet_client.rest import Answer, RestClient, RestLimits
 
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
@@ -145,41 +143,40 @@ def _filter_params(
     return params
 
 
-def _get_json(url: str, token: str, timeout: float, ssl_context: ssl.SSLContext | None) -> Any:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
-    where = url.split("?", 1)[0]
-    try:
-        with urllib.request.urlopen(request, timeout=timeout, context=ssl_context) as response:
-            body = response.read()
-    except urllib.error.HTTPError as exc:
-        detail = exc.read()[:300].decode(errors="replace").strip()
-        raise ListRunsError(f"GET {where}: HTTP {exc.code} {exc.reason}" + (f": {detail}" if detail else "")) from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise ListRunsError(f"GET {where}: cannot reach the server: {reason}") from None
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise ListRunsError(f"GET {where}: the response is not JSON") from None
-
-
-def _row(raw: Any, where: str) -> RunRow:
-    if not isinstance(raw, dict):
-        raise ListRunsError(f"{where}: a row is not an object")
-    for key in ("workflowRunExternalId", "status", "createdAt", "displayName"):
-        if not isinstance(raw.get(key), str):
-            raise ListRunsError(f"{where}: a row lacks the string field {key!r}")
-    metadata = raw.get("additionalMetadata")
-    name = raw.get("workflowName")
+def _row(page: Answer, raw: Any, where: str) -> RunRow:
+    row = page.as_object(raw, where)
+    metadata = page.optional_object(row, "additionalMetadata", where)
     return RunRow(
-        run_id=raw["workflowRunExternalId"],
-        status=raw["status"],
-        workflow_name=name if isinstance(name, str) else None,
-        display_name=raw["displayName"],
-        created_at=raw["createdAt"],
-        additional_metadata=metadata if isinstance(metadata, dict) else {},
-        input=raw.get("input"),
+        run_id=page.string(row, "workflowRunExternalId", where),
+        status=page.string(row, "status", where),
+        workflow_name=page.optional_string(row, "workflowName", where),
+        display_name=page.string(row, "displayName", where),
+        created_at=page.string(row, "createdAt", where),
+        additional_metadata=metadata if metadata is not None else {},
+        input=page.as_object(row.get("input"), f"{where}.input"),
     )
+
+
+def _pagination(page: Answer, body: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(current_page, num_pages) of a listing; either may be absent, neither may be anything but an integer."""
+    pagination = page.optional_object(body, "pagination", "the answer")
+    if pagination is None:
+        return None, None
+    page.optional_int(pagination, "next_page", "pagination")
+    return (
+        page.optional_int(pagination, "current_page", "pagination"),
+        page.optional_int(pagination, "num_pages", "pagination"),
+    )
+
+
+def _client(
+    server_url: str,
+    token: str,
+    timeout: float | None,
+    limits: RestLimits | None,
+    ssl_context: ssl.SSLContext | None,
+) -> RestClient:
+    return RestClient(server_url, token, limits=(limits or RestLimits()).with_timeout(timeout), ssl_context=ssl_context)
 
 
 def list_runs(
@@ -193,34 +190,36 @@ def list_runs(
     until: datetime | None = None,
     limit: int = 1000,
     offset: int = 0,
-    timeout: float = 30.0,
+    timeout: float | None = None,
+    limits: RestLimits | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> Iterator[RunRow]:
     """Every run matching the metadata filters (`AND`: all pairs; `OR`: any), created since `since`, from
     `GET {server_url}/api/v1/stable/tenants/{tenant}/workflow-runs`, fetched `limit` rows per request starting
-    at `offset`. Pages are fetched lazily. Offset paging: runs created while paging can shift pages."""
+    at `offset`. Pages are fetched lazily. Offset paging: runs created while paging can shift pages.
+
+    Each request is bounded by `limits` (hatchet_client.rest; `timeout`, when given, replaces its total
+    deadline). Every failure, including an answer that is not the documented shape, raises ListRunsError."""
     if limit < 1:
         raise ListRunsError(f"limit must be positive, not {limit}")
-    base = f"{_tenant_url(server_url, tenant)}/workflow-runs"
     params = _filter_params(metadata, operator, since, until)
+    client = _client(server_url, token, timeout, limits, ssl_context)
+    path = f"{_tenant_path(tenant)}/workflow-runs"
     while True:
-        url = base + "?" + urllib.parse.urlencode([*params, ("limit", str(limit)), ("offset", str(offset))])
-        page = _get_json(url, token, timeout, ssl_context)
-        rows = page.get("rows") if isinstance(page, dict) else None
-        if not isinstance(rows, list):
-            raise ListRunsError(f"GET {base}: the response has no 'rows' list")
-        for raw in rows:
-            yield _row(raw, f"GET {base}")
-        if not rows:
+        page = client.get(path, [*params, ("limit", str(limit)), ("offset", str(offset))], error=ListRunsError)
+        body = page.as_object(page.value, "the answer")
+        rows = page.as_list(body.get("rows"), "rows")
+        current, pages = _pagination(page, body)
+        # Check the whole page before yielding any of it: a bad row is a bad answer.
+        parsed = [_row(page, raw, f"rows[{i}]") for i, raw in enumerate(rows)]
+        yield from parsed
+        if not parsed:
             return
-        offset += len(rows)
-        pagination = page.get("pagination")
-        pagination = pagination if isinstance(pagination, dict) else {}
-        current, pages = pagination.get("current_page"), pagination.get("num_pages")
-        if isinstance(current, int) and isinstance(pages, int):
+        offset += len(parsed)
+        if current is not None and pages is not None:
             if current >= pages:
                 return
-        elif len(rows) < limit:
+        elif len(parsed) < limit:
             return
 
 
@@ -233,20 +232,22 @@ def list_run_ids(
     *,
     since: datetime,
     until: datetime | None = None,
-    timeout: float = 30.0,
+    timeout: float | None = None,
+    limits: RestLimits | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> list[str]:
-    """The ids of the runs matching the filters, from `.../workflow-runs/external-ids` (one request)."""
-    base = _tenant_url(server_url, tenant)
-    url = (
-        base + "/workflow-runs/external-ids?" + urllib.parse.urlencode(_filter_params(metadata, operator, since, until))
-    )
-    ids = _get_json(url, token, timeout, ssl_context)
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise ListRunsError(f"GET {base}/workflow-runs/external-ids: the response is not a list of run ids")
+    """The ids of the runs matching the filters, from `.../workflow-runs/external-ids` (one request, bounded by
+    `limits`; failures raise ListRunsError)."""
+    params = _filter_params(metadata, operator, since, until)
+    client = _client(server_url, token, timeout, limits, ssl_context)
+    page = client.get(f"{_tenant_path(tenant)}/workflow-runs/external-ids", params, error=ListRunsError)
+    ids = page.as_list(page.value, "the answer")
+    for i, run_id in enumerate(ids):
+        if not isinstance(run_id, str):
+            page.fail(f"[{i}] is not a run id (a string)")
     return ids
 
 
-def _tenant_url(server_url: str, tenant: str) -> str:
-    """The REST API's base for a tenant."""
-    return f"{server_url.rstrip('/')}/api/v1/stable/tenants/{urllib.parse.quote(tenant, safe='')}"
+def _tenant_path(tenant: str) -> str:
+    """The REST API's path for a tenant's runs."""
+    return f"/api/v1/stable/tenants/{urllib.parse.quote(tenant, safe='')}"

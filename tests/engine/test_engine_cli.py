@@ -19,6 +19,7 @@ from hatchet_client._proto import workflows_pb2_grpc
 from hatchet_client.engine import Engine, RunStore
 
 from hatchet_manifest.cli import cli
+from tests.engine.traceparent import user_metadata
 from tests.net import free_port
 
 
@@ -70,7 +71,7 @@ def test_runs_as_json_lists_every_field(db_path: Path, filled: list[str]) -> Non
     assert [r["run_id"] for r in runs] == filled
     first = runs[0]
     assert set(first) == {"run_id", "workflow_name", "input", "additional_metadata", "priority", "received_at"}
-    assert (first["workflow_name"], first["input"], first["additional_metadata"], first["priority"]) == (
+    assert (first["workflow_name"], first["input"], user_metadata(first["additional_metadata"]), first["priority"]) == (
         "nightly",
         {"i": 0},
         {"env": "dev", "i": "0"},

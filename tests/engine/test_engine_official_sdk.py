@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from hatchet_client.engine import Engine
 
+from tests.engine.traceparent import user_metadata
+
 pytest.importorskip("hatchet_sdk")
 
 CHILD = textwrap.dedent(
@@ -97,7 +99,7 @@ def test_the_official_sdk_triggers_single_and_bulk_runs(engine: Engine, sdk_resu
     runs = list(engine.store.list_runs())
     assert len(runs) == 2501
     single = runs[0]
-    assert (single.run_id, single.workflow_name, single.input, single.additional_metadata) == (
+    assert (single.run_id, single.workflow_name, single.input, user_metadata(single.additional_metadata)) == (
         sdk_result["single"],
         "ManualTriggerWorkflow",
         {"test": "test"},
@@ -105,26 +107,24 @@ def test_the_official_sdk_triggers_single_and_bulk_runs(engine: Engine, sdk_resu
     )
     # The bulk ids come back in input order across the SDK's three chunks.
     assert sdk_result["bulk"] == [r.run_id for r in runs[1:]]
-    assert [(r.input["i"], r.additional_metadata, r.priority) for r in runs[1:]] == [
+    assert [(r.input["i"], user_metadata(r.additional_metadata), r.priority) for r in runs[1:]] == [
         (i, {"batch": "b1", "i": str(i)}, 1 + i % 3) for i in range(2500)
     ]
 
 
 def test_the_official_sdk_reads_run_details(sdk_result: dict[str, Any]) -> None:
-    assert sdk_result["details"] == {
-        "status": "QUEUED",
-        "done": False,
-        "input": {"test": "test"},
-        "additional_metadata": {"hello": "moon"},
-    }
+    details = dict(sdk_result["details"])
+    assert user_metadata(details.pop("additional_metadata")) == {"hello": "moon"}
+    assert details == {"status": "QUEUED", "done": False, "input": {"test": "test"}}
 
 
 def test_the_official_rest_client_parses_the_listing(engine: Engine, sdk_result: dict[str, Any]) -> None:
     assert sdk_result["listed"] == [sdk_result["single"]]
-    assert sdk_result["row"] == {
+    row = dict(sdk_result["row"])
+    assert user_metadata(row.pop("additional_metadata")) == {"hello": "moon"}
+    assert row == {
         "status": "QUEUED",
         "input": {"test": "test"},
-        "additional_metadata": {"hello": "moon"},
         "workflow_name": "ManualTriggerWorkflow",
         "tenant_id": engine.tenant_id,
         "display_name": "ManualTriggerWorkflow",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 from hatchet_client.engine import Engine
 from hatchet_client.engine.store import workflow_id
+
+from tests.engine.traceparent import user_metadata
 
 Get = Callable[..., tuple[int, Any]]
 
@@ -81,7 +84,7 @@ def test_rows_have_every_field_the_official_client_requires(engine: Engine, get:
         "DAG",
     )
     assert (row["input"], row["output"], row["numSpawnedChildren"]) == ({"i": 3}, {}, 0)
-    assert row["additionalMetadata"] == {"env": "dev", "team": "a", "key": "run:3", "n": 3}
+    assert user_metadata(row["additionalMetadata"]) == {"env": "dev", "team": "a", "key": "run:3", "n": 3}
     assert isinstance(row["taskId"], int)
     assert row["tenantId"] == engine.tenant_id and len(row["tenantId"]) == 36
     assert row["workflowId"] == workflow_id(engine.tenant_id, "hourly")
@@ -182,7 +185,11 @@ def test_rows_carry_the_json_texts_as_received(engine: Engine, stubs: Any, auth:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {engine.token()}"})
     with urllib.request.urlopen(request, timeout=10) as resp:
         body = resp.read().decode()
-    assert f',"input":{text},"additionalMetadata":{{"k" : "v"}}}}' in body
+    assert re.search(
+        re.escape(f',"input":{text},"additionalMetadata":')
+        + r'\{"traceparent":"00-[0-9a-f]{32}-[0-9a-f]{16}-01","k" : "v"\}\}',
+        body,
+    )
     assert json.loads(body)["rows"][0]["input"] == {"big": float("inf"), "b": 1.5}
 
 

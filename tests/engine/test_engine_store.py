@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from hatchet_client.engine import Engine, EngineError, RunFilter, RunStore
 
+from tests.engine.traceparent import user_metadata
+
 
 def test_list_runs_filters_by_workflow_and_metadata(
     engine: Engine, stubs: Any, auth: Any, req: Any, bulk: Any, store: RunStore
@@ -43,10 +45,11 @@ def test_stored_runs_convert_to_plain_dicts(engine: Engine, stubs: Any, auth: An
         "run_id": run.run_id,
         "workflow_name": "wf",
         "input": {"a": 1},
-        "additional_metadata": {"k": "v"},
+        "additional_metadata": run.additional_metadata,
         "priority": 2,
         "received_at": as_dict["received_at"],
     }
+    assert user_metadata(as_dict["additional_metadata"]) == {"k": "v"}
     assert as_dict["received_at"].endswith("Z")
 
 

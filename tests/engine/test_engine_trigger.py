@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,8 @@ import grpc
 import pytest
 from hatchet_client._proto.v1 import admin_pb2
 from hatchet_client.engine import Engine, RunStore
+
+from tests.engine.traceparent import user_metadata
 
 
 def test_single_trigger_stores_the_run_and_returns_a_uuid4(stubs: Any, auth: Any, req: Any, store: RunStore) -> None:
@@ -23,7 +26,7 @@ def test_single_trigger_stores_the_run_and_returns_a_uuid4(stubs: Any, auth: Any
     run_id = resp.workflow_run_id
     assert uuid.UUID(run_id).version == 4 and str(uuid.UUID(run_id)) == run_id
     [run] = store.list_runs()
-    assert (run.run_id, run.workflow_name, run.input, run.additional_metadata, run.priority) == (
+    assert (run.run_id, run.workflow_name, run.input, user_metadata(run.additional_metadata), run.priority) == (
         run_id,
         "ManualTriggerWorkflow",
         {"test": "test"},
@@ -42,7 +45,7 @@ def test_bulk_trigger_answers_ids_in_request_order(stubs: Any, auth: Any, req: A
     by_id = {run.run_id: run for run in store.list_runs()}
     for i, run_id in enumerate(ids):
         run = by_id[run_id]
-        assert (run.workflow_name, run.input, run.additional_metadata, run.priority) == (
+        assert (run.workflow_name, run.input, user_metadata(run.additional_metadata), run.priority) == (
             f"wf-{i % 3}",
             {"i": i},
             {"i": str(i)},
@@ -68,7 +71,7 @@ def test_input_and_metadata_are_stored_as_sent(stubs: Any, auth: Any, req: Any, 
     ]
     for input_text, meta_text, _, _ in cases:
         stubs.workflows.TriggerWorkflow(req(input=input_text, metadata=meta_text), metadata=auth)
-    stored = [(r.input, r.additional_metadata) for r in store.list_runs()]
+    stored = [(r.input, user_metadata(r.additional_metadata)) for r in store.list_runs()]
     assert stored == [(i, m) for _, _, i, m in cases]
 
 
@@ -78,7 +81,7 @@ def test_metadata_that_is_not_an_object_is_replaced_by_an_empty_one(
 ) -> None:
     stubs.workflows.TriggerWorkflow(req(input={"a": 1}, metadata=metadata), metadata=auth)
     [run] = store.list_runs()
-    assert run.additional_metadata == {}
+    assert user_metadata(run.additional_metadata) == {}
 
 
 def test_gzip_compressed_requests_are_accepted(engine: Engine, auth: Any, req: Any, bulk: Any) -> None:
@@ -134,7 +137,7 @@ def test_get_run_details_reports_queued_and_not_done(
     assert details.status == admin_pb2.QUEUED
     assert details.done is False
     assert json.loads(details.input) == {"x": 1}
-    assert json.loads(details.additional_metadata) == {"k": "v"}
+    assert user_metadata(json.loads(details.additional_metadata)) == {"k": "v"}
     assert dict(details.task_runs) == {}
 
 
@@ -142,7 +145,9 @@ def test_get_run_details_returns_the_json_texts_as_received(stubs: Any, auth: An
     text = '{"big": 1e400, "b": 1.50, "a": [ ]}'
     run_id = stubs.workflows.TriggerWorkflow(req(input=text, metadata='{"k" : "v"}'), metadata=auth).workflow_run_id
     details = stubs.admin.GetRunDetails(admin_pb2.GetRunDetailsRequest(external_id=run_id), metadata=auth)
-    assert (details.input, details.additional_metadata) == (text.encode(), b'{"k" : "v"}')
+    assert details.input == text.encode()
+    # The engine's traceparent comes first; the caller's text follows as sent.
+    assert re.fullmatch(rb'\{"traceparent":"00-[0-9a-f]{32}-[0-9a-f]{16}-01","k" : "v"\}', details.additional_metadata)
 
 
 @pytest.mark.parametrize("external_id", [str(uuid.uuid4()), "not-a-uuid", ""])

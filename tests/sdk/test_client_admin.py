@@ -19,6 +19,8 @@ from hatchet_client import (
 )
 from hatchet_client.encode import RunEncoder
 
+from tests.engine.traceparent import user_metadata
+
 Stored = Callable[..., list[Any]]
 
 
@@ -33,7 +35,7 @@ def test_run_workflow_sends_the_contract_fields(hatchet: Hatchet, stored: Stored
     assert run.run_id == ref.workflow_run_id
     assert run.workflow_name == "ManualTriggerWorkflow"
     assert run.input == {"test": "test", "n": [1, 2.5, None]}
-    assert run.additional_metadata == {"hello": "moon", "n": "5", "ok": "true"}
+    assert user_metadata(run.additional_metadata) == {"hello": "moon", "n": "5", "ok": "true"}
     assert run.priority == 2
 
 
@@ -55,7 +57,9 @@ def test_run_workflows_returns_refs_in_input_order(hatchet: Hatchet, stored: Sto
     by_id = {r.run_id: r for r in stored()}
     assert len(by_id) == 2345
     assert [by_id[ref.workflow_run_id].input["n"] for ref in refs] == list(range(2345))
-    assert all(by_id[ref.workflow_run_id].additional_metadata == {"i": str(i)} for i, ref in enumerate(refs))
+    assert all(
+        user_metadata(by_id[ref.workflow_run_id].additional_metadata) == {"i": str(i)} for i, ref in enumerate(refs)
+    )
 
 
 def test_an_empty_bulk_sends_nothing(hatchet: Hatchet, stored: Stored) -> None:
@@ -125,7 +129,7 @@ def test_result_waits_and_times_out_on_a_queued_run(hatchet: Hatchet) -> None:
     ref = hatchet.admin.run_workflow("W", {"a": 1}, options={"additional_metadata": {"k": "v"}})
     details = ref.details()
     assert (details.status, details.done, details.input) == ("QUEUED", False, {"a": 1})
-    assert details.additional_metadata == {"k": "v"}
+    assert user_metadata(details.additional_metadata) == {"k": "v"}
     with pytest.raises(
         ResultTimeoutError, match=rf"^run {ref.workflow_run_id} not done after 0.3s \(last status QUEUED\)$"
     ):

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from hatchet_client import Hatchet, ListRunsError, list_run_ids, list_runs
 
+from tests.engine.traceparent import user_metadata
+
 HOUR_AGO = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
 
 
@@ -33,7 +35,7 @@ def test_paging_returns_every_matching_run_once(engine: Any, hatchet: Hatchet, l
     )
     assert sorted(r.run_id for r in rows) == sorted(launched.values())
     row = next(r for r in rows if r.run_id == launched["k3"])
-    assert row.additional_metadata == {"manifest": "a", "key": "k3"}
+    assert user_metadata(row.additional_metadata) == {"manifest": "a", "key": "k3"}
     assert row.input == {"i": 3}
     assert row.status == "QUEUED"
     assert row.workflow_name in (None, "W")

@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from hatchet_client import WorkflowRunRef
 
+from tests.engine.traceparent import user_metadata
+
 RUN_WORKFLOW = """\
 from hatchet_sdk import Hatchet, ClientConfig
 
@@ -88,7 +90,7 @@ def test_run_workflow_snippet(env_engine: Any, stored: Callable[..., list[Any]])
     [stored_run] = stored()
     assert stored_run.run_id == ref.workflow_run_id
     assert (stored_run.workflow_name, stored_run.input) == ("ManualTriggerWorkflow", {"test": "test"})
-    assert stored_run.additional_metadata == {"hello": "moon"}
+    assert user_metadata(stored_run.additional_metadata) == {"hello": "moon"}
 
 
 @pytest.mark.parametrize("variant", ["postponed annotations", "WorkflowRun imported"])
@@ -103,7 +105,7 @@ def test_run_workflows_snippet(env_engine: Any, stored: Callable[..., list[Any]]
     for i, ref in enumerate(refs):
         got = by_id[ref.workflow_run_id]
         assert (got.workflow_name, got.input) == ("BulkParent", {"n": i})
-        assert got.additional_metadata == {"bulk-trigger": str(i), "hello-{i}": "earth-{i}"}
+        assert user_metadata(got.additional_metadata) == {"bulk-trigger": str(i), "hello-{i}": "earth-{i}"}
 
 
 def test_the_bulk_snippet_needs_one_of_those_on_python_3_11(env_engine: Any) -> None:

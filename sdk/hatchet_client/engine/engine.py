@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import ssl
 import threading
+from collections.abc import Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,8 +18,14 @@ from hatchet_client.engine import tokens
 from hatchet_client.engine.errors import EngineError
 from hatchet_client.engine.faults import ENV_VAR, Fault, FaultSchedule, faults_from_json
 from hatchet_client.engine.rest import RestApi, RestServer
-from hatchet_client.engine.schema import init_database, register_token
-from hatchet_client.engine.service import AuthInterceptor, Ingest, add_servicers
+from hatchet_client.engine.schema import check_workflow_name, init_database, register_token, register_workflows
+from hatchet_client.engine.service import (
+    UNKNOWN_WORKFLOW_MODES,
+    AuthInterceptor,
+    Ingest,
+    UnknownWorkflows,
+    add_servicers,
+)
 from hatchet_client.engine.store import RunStore
 from hatchet_client.engine.validate import MAX_BULK_RUNS
 from hatchet_client.engine.writer import RunWriter
@@ -123,9 +130,23 @@ def _sign_token(
 
 
 class Engine:
-    """A Hatchet-compatible engine on this machine: gRPC trigger service, REST run listing, SQLite storage.
+    """A Hatchet-compatible engine on this machine: gRPC trigger service, REST run and workflow listings, SQLite.
 
     `port=0` picks a free port; `rest_port=None` means port+1 (a free port when port is 0).
+
+    Workflows: the engine knows the names in `workflows` (recorded in its database, so they stay known when it
+    restarts with other ones: known workflows accumulate, as registrations do on Hatchet) and those registered
+    later (`register_workflow`, what a PutWorkflow of a worker will do). While it knows none, it is a RECORDER:
+    it stores runs of every name, and its workflow listing says `embeddedEngine.recorder: true` (so a client
+    checking names can report "names not checked" rather than "every name unknown"). Once it knows some,
+    `unknown_workflows` says what happens to a run of another name:
+
+    - `"drop"` (the default, the real Hatchet engine's behaviour with its default settings): the run is not
+      stored, without an error; the call still answers a generated run id for it, which no run will ever have;
+    - `"refuse"`: the whole call fails with INVALID_ARGUMENT `workflow names not found: ...` and stores nothing
+      (what Hatchet answers on its message-queue trigger path).
+
+    Every stored run's metadata gets a `traceparent` (W3C, random ids) unless the caller set one, as on Hatchet.
     """
 
     def __init__(
@@ -137,14 +158,24 @@ class Engine:
         tls: ServerTLS | None = None,
         *,
         max_workers: int = 16,
+        workflows: Sequence[str] | None = None,
+        unknown_workflows: UnknownWorkflows = "drop",
     ) -> None:
+        if unknown_workflows not in UNKNOWN_WORKFLOW_MODES:
+            raise EngineError(f"unknown_workflows must be drop or refuse, not {unknown_workflows!r}")
+        if isinstance(workflows, str):
+            raise EngineError("workflows must be a sequence of names, not one string")
+        declared = [check_workflow_name(name) for name in workflows or ()]  # before the database is touched
         self.db_path = Path(db_path)
+        self.unknown_workflows: UnknownWorkflows = unknown_workflows
         self.host = host
         self._want_port = port
         self._want_rest_port = default_rest_port(port) if rest_port is None else rest_port
         self.tls = tls
         self._max_workers = max_workers
         self.tenant_id: str = init_database(self.db_path)
+        if declared:
+            register_workflows(self.db_path, declared, "declared")
         self._secret = tokens.load_or_create_secret(tokens.secret_path(self.db_path))
         self._faults = FaultSchedule()
         self._env_faults_armed = False  # HATCHET_ENGINE_FAULTS is armed by the first start only
@@ -186,7 +217,8 @@ class Engine:
         self._executor = futures.ThreadPoolExecutor(self._max_workers, thread_name_prefix="engine-grpc")
         server = grpc.server(self._executor, interceptors=[AuthInterceptor(verifier)], options=_GRPC_OPTIONS)
         self._grpc = server
-        add_servicers(server, Ingest(self._writer, self._faults, self._stopping), self._store)
+        ingest = Ingest(self._writer, self._faults, self._stopping, self._store, self.unknown_workflows)
+        add_servicers(server, ingest, self._store)
         target = _host_port(self.host, self._want_port)
         try:
             if self.tls is None:
@@ -202,7 +234,7 @@ class Engine:
             self._rest = RestServer(
                 self.host,
                 rest_port,
-                RestApi(self._store, verifier, self.tenant_id),
+                RestApi(self._store, verifier, self.tenant_id, self.unknown_workflows),
                 None if self.tls is None else self.tls.ssl_context(),
             )
         except OSError as exc:
@@ -282,6 +314,27 @@ class Engine:
             self.tls is not None,
             ttl,
         )
+
+    # --- workflows ---
+
+    def register_workflow(self, name: str) -> bool:
+        """Make a workflow known (running or not); False if it was known already. A running engine applies it
+        from its next trigger call. EngineError for an empty name."""
+        if self._store is not None:
+            return self._store.register_workflow(name)
+        return bool(register_workflows(self.db_path, [name], "registered"))
+
+    def known_workflows(self) -> frozenset[str]:
+        """The workflow names the engine knows (declared or registered)."""
+        if self._store is not None:
+            return self._store.known_workflows()
+        with RunStore(self.db_path) as store:
+            return store.known_workflows()
+
+    @property
+    def recorder(self) -> bool:
+        """True while the engine knows no workflow: it stores runs of every name, and checks none."""
+        return not self.known_workflows()
 
     # --- testing aids ---
 

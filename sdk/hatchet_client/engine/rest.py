@@ -1,7 +1,10 @@
-"""The engine's REST run listing, the subset of Hatchet's API that finds runs already triggered:
+"""The engine's REST API, the subset of Hatchet's that finds runs already triggered and the workflows it knows:
 
-`GET /api/v1/stable/tenants/{tenant}/workflow-runs` -> `{pagination, rows}` (rows shaped like V1TaskSummary) and
-`GET /api/v1/stable/tenants/{tenant}/workflow-runs/external-ids` -> `[run id, ...]`, with Bearer authentication.
+`GET /api/v1/stable/tenants/{tenant}/workflow-runs` -> `{pagination, rows}` (rows shaped like V1TaskSummary),
+`GET /api/v1/stable/tenants/{tenant}/workflow-runs/external-ids` -> `[run id, ...]` and
+`GET /api/v1/tenants/{tenant}/workflows?name=&limit=&offset=` -> `{rows, pagination, embeddedEngine}` (rows shaped
+like Workflow; `embeddedEngine: {recorder, unknownWorkflows}` is this engine's own addition: `recorder` is true
+while it knows no workflow and accepts every name), with Bearer authentication.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from hatchet_client.engine.errors import TokenError
-from hatchet_client.engine.store import RawRun, RunFilter, RunStore, workflow_id
+from hatchet_client.engine.service import UnknownWorkflows
+from hatchet_client.engine.store import KnownWorkflow, LikePatternError, RawRun, RunFilter, RunStore, workflow_id
 from hatchet_client.engine.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 10_000
 _ROUTE = re.compile(r"^/api/v1/stable/tenants/(?P<tenant>[^/]+)/workflow-runs(?P<ids>/external-ids)?/?$")
+_WORKFLOWS_ROUTE = re.compile(r"^/api/v1/tenants/(?P<tenant>[^/]+)/workflows/?$")
 _STATUSES = {"QUEUED", "RUNNING", "COMPLETED", "CANCELLED", "FAILED"}
 
 
@@ -63,24 +68,37 @@ def _last(params: dict[str, list[str]], name: str) -> str | None:
 class RestApi:
     """Request handling, independent of the HTTP server: (path+query, authorization) -> (status, JSON body)."""
 
-    def __init__(self, store: RunStore, verifier: TokenVerifier, tenant_id: str) -> None:
+    def __init__(
+        self, store: RunStore, verifier: TokenVerifier, tenant_id: str, unknown_workflows: UnknownWorkflows = "drop"
+    ) -> None:
         self._store = store
         self._verifier = verifier
         self._tenant_id = tenant_id
+        self._unknown_workflows = unknown_workflows
 
     def get(self, target: str, authorization: str | None) -> tuple[int, str]:
         """(HTTP status, JSON body text) for a GET of `target` (path and query)."""
         url = urlsplit(target)
         match = _ROUTE.match(url.path)
-        if match is None:
+        workflows = None if match else _WORKFLOWS_ROUTE.match(url.path)
+        if match is None and workflows is None:
             return 404, _errors(f"no such endpoint: GET {url.path}")
         try:
             self._verifier.verify_header(authorization)
         except TokenError as exc:
             return 401, _errors(str(exc))
-        if match["tenant"] != self._tenant_id:
-            return 403, _errors(f"the token does not grant access to tenant {match['tenant']}")
+        route = match or workflows
+        assert route is not None
+        tenant = route["tenant"]
+        if tenant != self._tenant_id:
+            return 403, _errors(f"the token does not grant access to tenant {tenant}")
         params = parse_qs(url.query, keep_blank_values=True)
+        if workflows is not None:
+            try:
+                return 200, self._workflows(params)
+            except BadRequest as exc:
+                return 400, _errors(str(exc))
+        assert match is not None
         try:
             flt, empty = self._filter(params)
             if match["ids"]:
@@ -142,6 +160,43 @@ class RestApi:
         pagination = {"current_page": current, "next_page": current + 1, "num_pages": math.ceil(total / limit)}
         rows = ",".join(self._row(run, payloads) for run in runs)
         return f'{{"pagination":{_dumps(pagination)},"rows":[{rows}]}}'
+
+    def _workflows(self, params: dict[str, list[str]]) -> str:
+        """The workflow listing, paged as Hatchet pages it: current_page = 1 + ceil(offset / limit), next_page =
+        current_page + 1 except on the last page, num_pages = ceil(matches / limit)."""
+        limit_text = _last(params, "limit")
+        offset_text = _last(params, "offset")
+        limit = DEFAULT_LIMIT if not limit_text else _parse_int("limit", limit_text, 1, MAX_LIMIT)
+        offset = 0 if not offset_text else _parse_int("offset", offset_text, 0, 2**62)
+        try:
+            total, rows = self._store.list_workflows(_last(params, "name") or "", limit, offset)
+        except LikePatternError as exc:
+            raise BadRequest(f"name: {exc}") from None
+        pages = math.ceil(total / limit)
+        current = 1 + math.ceil(offset / limit)
+        body = {
+            "rows": [self._workflow(row) for row in rows],
+            "pagination": {
+                "current_page": current,
+                "next_page": current if current == pages else current + 1,
+                "num_pages": pages,
+            },
+            "embeddedEngine": {
+                "recorder": not self._store.known_workflows(),
+                "unknownWorkflows": self._unknown_workflows,
+            },
+        }
+        return _dumps(body)
+
+    def _workflow(self, row: KnownWorkflow) -> dict[str, Any]:
+        """One row, shaped like Hatchet's Workflow (what its official REST client requires, and isPaused)."""
+        at = row.registered_at
+        return {
+            "metadata": {"id": workflow_id(self._tenant_id, row.name), "createdAt": at, "updatedAt": at},
+            "name": row.name,
+            "tenantId": self._tenant_id,
+            "isPaused": False,
+        }
 
     def _row(self, run: RawRun, payloads: bool) -> str:
         """One row (V1TaskSummary's shape); the stored JSON texts are spliced in as received."""

@@ -7,19 +7,26 @@ waiting (`index_state.indexed_upto`), and readers scan the not yet indexed tail,
 Both lookup tables lead with `bucket = seq >> BUCKET_BITS`: each bucket is a small subtree filled in one sorted
 batch (appends, not page-by-page random writes, even with millions of runs); a lookup probes every bucket
 (about 60 probes per million runs). `commits` has one row per transaction and maps `received_at` to `seq` ranges
-(the writer keeps `received_at` non-decreasing).
+(the writer keeps `received_at` non-decreasing). `workflows` holds the names runs were received for;
+`registered_workflows` the workflows the engine KNOWS (declared when it starts, or registered later), in order of
+registration: with none, the engine is a recorder that accepts every name (see Engine).
+
+Versions: 1 lookup tables without buckets; 2 bucketed lookup tables; 3 adds `registered_workflows`.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from hatchet_client.engine.errors import EngineError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUCKET_BITS = 14  # 16384 runs per lookup bucket
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -41,6 +48,9 @@ CREATE TABLE IF NOT EXISTS commits (
 );
 CREATE INDEX IF NOT EXISTS commits_received_at ON commits (received_at);
 CREATE TABLE IF NOT EXISTS workflows (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS registered_workflows (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, registered_at TEXT NOT NULL, source TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS run_ids (
   bucket INTEGER NOT NULL, run_id TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (bucket, run_id)
 ) WITHOUT ROWID;
@@ -103,6 +113,47 @@ def register_token(path: Path, token_id: str, issued_at: float, expires_at: floa
         )
     except sqlite3.Error as exc:
         raise EngineError(f"cannot record the token in {path}: {exc}") from None
+    finally:
+        conn.close()
+
+
+WorkflowSource = Literal["declared", "registered"]
+
+
+def check_workflow_name(name: object) -> str:
+    """A workflow name the engine can know: a non-empty string without NUL. EngineError otherwise."""
+    if not isinstance(name, str) or not name:
+        raise EngineError(f"a workflow name must be a non-empty string, not {name!r}")
+    if "\x00" in name:
+        raise EngineError(f"a workflow name cannot contain NUL: {name!r}")
+    return name
+
+
+def insert_workflows(conn: sqlite3.Connection, names: Iterable[str], source: WorkflowSource) -> list[str]:
+    """Record workflows as known (those already known keep their first registration); the names added."""
+    added = []
+    at = iso_utc(time.time())
+    for name in names:
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO registered_workflows (name, registered_at, source) VALUES (?, ?, ?)",
+            (check_workflow_name(name), at, source),
+        )
+        if cursor.rowcount:
+            added.append(name)
+    return added
+
+
+def register_workflows(path: Path, names: Iterable[str], source: WorkflowSource) -> list[str]:
+    """Record workflows as known in the database at `path` (one transaction); the names that were new."""
+    names = [check_workflow_name(name) for name in names]
+    conn = connect(path)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        added = insert_workflows(conn, names, source)
+        conn.execute("COMMIT")
+        return added
+    except sqlite3.Error as exc:
+        raise EngineError(f"cannot record workflows in {path}: {exc}") from None
     finally:
         conn.close()
 

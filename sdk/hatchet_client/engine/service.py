@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import grpc
 
@@ -20,6 +20,9 @@ from hatchet_client.engine.writer import RunWriter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+UnknownWorkflows = Literal["drop", "refuse"]
+UNKNOWN_WORKFLOW_MODES: tuple[UnknownWorkflows, ...] = ("drop", "refuse")
 
 
 class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
@@ -66,12 +69,28 @@ def _answer(context: grpc.ServicerContext, handle: Callable[[], T]) -> T:
 
 
 class Ingest:
-    """Accepts trigger calls: faults, validation of the whole call, durable write, then the run ids."""
+    """Accepts trigger calls: faults, validation of the whole call, the workflow names, durable write, run ids.
 
-    def __init__(self, writer: RunWriter, faults: FaultSchedule, stopping: threading.Event) -> None:
+    Workflow names: while the engine knows no workflow (`store.known_workflows()` empty), every name is stored (a
+    recorder). Once it knows some, runs of other names are, with `unknown="drop"` (Hatchet's behaviour with its
+    default settings), left out without an error while the call still answers a generated run id for each of them
+    (ids that no run will ever have); with `unknown="refuse"` (Hatchet's message-queue path), the whole call is
+    refused with INVALID_ARGUMENT `workflow names not found: a, b` and nothing is stored. TriggerWorkflow and
+    BulkTriggerWorkflow alike."""
+
+    def __init__(
+        self,
+        writer: RunWriter,
+        faults: FaultSchedule,
+        stopping: threading.Event,
+        store: RunStore,
+        unknown: UnknownWorkflows = "drop",
+    ) -> None:
         self._writer = writer
         self._faults = faults
         self._stopping = stopping
+        self._store = store
+        self._unknown = unknown
 
     def trigger(self, items: Any, bulk: bool) -> list[str]:
         hits = self._faults.next_call()
@@ -82,11 +101,24 @@ class Ingest:
             if fault.kind == "refuse":
                 raise RequestError(fault.status_code, "fault injected: call refused before anything was written")
         rows = validate_runs(items, bulk)
-        self._writer.write(rows)
+        ids = [row[0] for row in rows]
+        known = self._store.known_workflows()
+        if known:
+            names = {row[1] for row in rows}
+            if not names <= known:
+                unknown = sorted(names - known)
+                if self._unknown == "refuse":
+                    raise RequestError(
+                        grpc.StatusCode.INVALID_ARGUMENT, f"workflow names not found: {', '.join(unknown)}"
+                    )
+                rows = [row for row in rows if row[1] in known]
+                log.debug("engine: %d runs of unknown workflows dropped: %s", len(ids) - len(rows), unknown)
+        if rows:
+            self._writer.write(rows)
         for fault in hits:
             if fault.kind == "fail_after_commit":
                 raise RequestError(fault.status_code, "fault injected: call failed after its runs were committed")
-        return [row[0] for row in rows]
+        return ids
 
 
 class WorkflowServicer(workflows_pb2_grpc.WorkflowServiceServicer):  # type: ignore[misc]

@@ -10,7 +10,7 @@ import json
 import queue
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from hatchet_client.engine.errors import EngineError
-from hatchet_client.engine.schema import BUCKET_BITS, SCHEMA_VERSION, connect
+from hatchet_client.engine.schema import (
+    BUCKET_BITS,
+    SCHEMA_VERSION,
+    check_workflow_name,
+    connect,
+    init_database,
+    insert_workflows,
+)
 
 # The lookup buckets that hold indexed runs: each lookup probes them all (see schema.py).
 _BUCKETS = (
@@ -62,6 +69,63 @@ class RunFilter:
     operator: Literal["AND", "OR"] = "AND"
     since: datetime | None = None
     until: datetime | None = None
+
+
+class KnownWorkflow(NamedTuple):
+    """A workflow the engine knows: `source` is `declared` (when it started) or `registered` (later)."""
+
+    name: str
+    registered_at: str
+    source: str
+
+
+class LikePatternError(ValueError):
+    """A name filter that an SQL LIKE refuses (it ends with the escape character)."""
+
+
+_STAR = object()  # `%`: any run of characters
+_ONE = object()  # `_`: any one character
+
+
+def like_matcher(search: str) -> Callable[[str], bool]:
+    """Whether a name matches `ILIKE '%' || search || '%'`, as Hatchet's workflow listing filters (PostgreSQL:
+    case-insensitive; `%` any run, `_` any one character, `\\` escapes the next one). Linear-time matching (no
+    regular expression to backtrack on a pattern of many `%`)."""
+    search = search.lower()  # before splitting into characters: some characters lower to two
+    tokens: list[object] = [_STAR]
+    i = 0
+    while i < len(search):
+        ch = search[i]
+        if ch == "\\":
+            if i + 1 == len(search):
+                raise LikePatternError("LIKE pattern must not end with escape character")
+            tokens.append(search[i + 1])
+            i += 2
+            continue
+        tokens.append(_STAR if ch == "%" else _ONE if ch == "_" else ch)
+        i += 1
+    tokens.append(_STAR)
+
+    def match(name: str) -> bool:
+        text = name.lower()
+        t = p = 0
+        star_p, star_t = -1, 0
+        while t < len(text):
+            token = tokens[p] if p < len(tokens) else None
+            if token is _STAR:
+                star_p, star_t = p, t
+                p += 1
+            elif token is not None and (token is _ONE or token == text[t]):
+                p += 1
+                t += 1
+            elif star_p >= 0:  # let the last `%` take one more character
+                star_t += 1
+                p, t = star_p + 1, star_t
+            else:
+                return False
+        return all(token is _STAR for token in tokens[p:])
+
+    return match
 
 
 class RawRun(NamedTuple):
@@ -143,10 +207,16 @@ class RunStore:
         self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = []
         self._closed = False
+        self._known: tuple[int, frozenset[str]] = (0, frozenset())
         with self._connection() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version != SCHEMA_VERSION:
-                raise EngineError(f"{self.db_path} is not an engine database of this version (schema {version})")
+        if 1 <= version < SCHEMA_VERSION:  # an older engine's database: the upgrades only add to it
+            init_database(self.db_path)
+            version = SCHEMA_VERSION
+        if version != SCHEMA_VERSION:
+            self.close()
+            raise EngineError(f"{self.db_path} is not an engine database of this version (schema {version})")
+        with self._connection() as conn:
             row = conn.execute("SELECT value FROM settings WHERE key = 'tenant_id'").fetchone()
         self.tenant_id: str = row[0]
 
@@ -248,6 +318,42 @@ class RunStore:
     def workflow_names(self) -> list[str]:
         with self._snapshot() as conn:
             return [row[0] for row in conn.execute("SELECT name FROM workflows ORDER BY name")]
+
+    # --- workflows the engine knows ---
+
+    def register_workflow(self, name: str) -> bool:
+        """Make a workflow known to the engine (what PutWorkflow does on Hatchet); False if it was known already.
+        Takes effect for the next trigger call of an engine on this database. EngineError for an empty name."""
+        check_workflow_name(name)
+        with self._connection() as conn:
+            try:
+                added = insert_workflows(conn, [name], "registered")
+            except sqlite3.Error as exc:
+                raise EngineError(f"cannot register workflow {name!r}: {exc}") from None
+        return bool(added)
+
+    def known_workflows(self) -> frozenset[str]:
+        """The names of the workflows the engine knows (declared or registered); empty: a recorder engine.
+        Cheap when nothing changed (one indexed read), so the trigger path asks on every call."""
+        with self._connection() as conn:
+            top = conn.execute("SELECT coalesce(max(id), 0) FROM registered_workflows").fetchone()[0]
+            if top == self._known[0]:
+                return self._known[1]
+            rows = conn.execute("SELECT id, name FROM registered_workflows").fetchall()
+        known = (max((row[0] for row in rows), default=0), frozenset(row[1] for row in rows))
+        self._known = known  # one assignment: readers on other threads see the old pair or the new one
+        return known[1]
+
+    def list_workflows(self, search: str = "", limit: int = 50, offset: int = 0) -> tuple[int, list[KnownWorkflow]]:
+        """(how many known workflows match `search`, one page of them, newest registration first), matched as
+        Hatchet's listing does (see like_matcher). LikePatternError for a pattern that ends with `\\`."""
+        match = like_matcher(search)
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT name, registered_at, source FROM registered_workflows ORDER BY id DESC"
+            ).fetchall()
+        matching = [KnownWorkflow(*row) for row in rows if match(row[0])]
+        return len(matching), matching[offset : offset + limit]
 
     def token_known(self, token_id: str) -> bool:
         with self._connection() as conn:

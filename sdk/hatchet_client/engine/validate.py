@@ -1,5 +1,8 @@
 """Validation of trigger requests, the way the Hatchet engine does it, into rows ready to store.
 
+Each stored run's metadata gets a `traceparent` key (W3C trace context, random ids), as the real engine adds one to
+every run, unless the caller set one.
+
 This is the engine's hot path (one pass per run at 100k+ runs/s), hence the direct use of the C JSON scanner
 and the cheap substring tests before any precise check.
 """
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import uuid
 from collections.abc import Callable, Sequence
@@ -75,6 +79,39 @@ def new_run_ids(n: int) -> list[str]:
         text[k::36] = digits[j::32]
     joined = text.decode("ascii")
     return [joined[i : i + 36] for i in range(0, 36 * n, 36)]
+
+
+_LOW_BIT = bytes(b | 1 for b in range(256))
+_TRACE_RANDOM = random.Random(os.urandom(32))  # not the global generator: a test's random.seed() leaves it alone
+_NOT_PLAIN_SECOND = frozenset(" \t\r\n}")
+
+
+def new_trace_hex(n: int) -> str:
+    """The hex digits of `n` random W3C trace contexts, 48 per run (a 32-digit trace id, a 16-digit span id), in one
+    call of a generator of the engine's own (trace ids need randomness, not secrecy: no system call per trigger
+    call). The lowest bit of each id is set: neither can be the all-zero id W3C forbids."""
+    raw = bytearray(_TRACE_RANDOM.randbytes(24 * n))
+    raw[15::24] = raw[15::24].translate(_LOW_BIT)  # last byte of the 16-byte trace id
+    raw[23::24] = raw[23::24].translate(_LOW_BIT)  # last byte of the 8-byte span id
+    return raw.hex()
+
+
+def traceparent(trace_hex: str, i: int) -> str:
+    """The `traceparent` value of run `i` (`00-<trace id>-<span id>-01`) from new_trace_hex's digits."""
+    k = 48 * i
+    return f"00-{trace_hex[k : k + 32]}-{trace_hex[k + 32 : k + 48]}-01"
+
+
+def with_traceparent(meta_text: str, value: str) -> str:
+    """The metadata object text (valid JSON, an object) with a `traceparent` key first, as the real engine adds
+    one to every run; a `traceparent` the caller set is kept. The caller's text follows as received."""
+    if ("traceparent" in meta_text or "\\u" in meta_text) and "traceparent" in _decode(meta_text):
+        return meta_text
+    body = meta_text.lstrip()
+    rest = body[1:].lstrip()
+    if rest.startswith("}"):  # an empty object
+        return f'{{"traceparent":"{value}"{rest}'
+    return f'{{"traceparent":"{value}",{body[1:]}'
 
 
 def _decode(text: str) -> Any:
@@ -145,6 +182,7 @@ def validate_runs(items: Sequence[TriggerRequest], bulk: bool) -> list[RunRow]:
     if n > MAX_BULK_RUNS:
         raise _invalid(f"too many workflows in one bulk request: {n} (at most {MAX_BULK_RUNS})")
     ids = new_run_ids(n)
+    trace_hex = new_trace_hex(n)
     rows: list[RunRow] = []
     append = rows.append
     fast = _fast_object
@@ -157,9 +195,20 @@ def validate_runs(items: Sequence[TriggerRequest], bulk: bool) -> list[RunRow]:
             input_text = "{}"
         elif not fast(input_text) and _json_object(input_text, "input", bulk, i) is None:
             raise _invalid(f"{_where(bulk, i)}input is not a JSON object")
+        # The engine's traceparent goes first in the metadata; the caller's text follows as sent.
         meta_text = item.additional_metadata
-        if not meta_text or (not fast(meta_text) and _json_object(meta_text, "additional_metadata", bulk, i) is None):
-            meta_text = "{}"  # absent, or not an object: the real engine replaces it
+        k = 48 * i
+        if meta_text and fast(meta_text):  # an object starting with `{`, without `\\u` escapes
+            if meta_text[1] in _NOT_PLAIN_SECOND or "traceparent" in meta_text:
+                meta_text = with_traceparent(meta_text, traceparent(trace_hex, i))
+            else:  # the common case, inline: `{"key"...` with no traceparent of its own
+                meta_text = (
+                    f'{{"traceparent":"00-{trace_hex[k : k + 32]}-{trace_hex[k + 32 : k + 48]}-01",{meta_text[1:]}'
+                )
+        elif meta_text and _json_object(meta_text, "additional_metadata", bulk, i) is not None:
+            meta_text = with_traceparent(meta_text, traceparent(trace_hex, i))
+        else:  # absent, or not an object: the real engine replaces it
+            meta_text = f'{{"traceparent":"{traceparent(trace_hex, i)}"}}'
         priority: int | None = item.priority
         if priority:
             if not 1 <= priority <= 3:
