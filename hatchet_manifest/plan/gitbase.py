@@ -14,7 +14,8 @@ def _git(args: list[str], cwd: Path) -> bytes:
     except OSError as exc:
         raise ConfigError(f"--base needs git: {exc}") from None
     if done.returncode != 0:
-        raise ConfigError(f"git {' '.join(args)}: {done.stderr.decode(errors='replace').strip()}")
+        why = done.stderr.decode(errors="replace").strip() or f"exit status {done.returncode}"
+        raise ConfigError(f"git {' '.join(args)}: {why}")
     return done.stdout
 
 
@@ -23,8 +24,16 @@ def checkout_paths(rev: str, paths: list[str], dest: Path) -> list[str]:
 
     A path that did not exist at `rev` yields nothing (everything in it is new)."""
     cwd = Path.cwd()
+    if not rev or rev.startswith("-") or any(ord(c) < 32 or ord(c) == 127 for c in rev):
+        raise ConfigError(f"--base {rev!r}: not a git revision")
     top = Path(_git(["rev-parse", "--show-toplevel"], cwd).decode().strip())
-    _git(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd)
+    try:
+        _git(["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"], cwd)
+    except ConfigError:
+        raise ConfigError(
+            f"--base {rev!r}: no such commit in the repository at {top} (a shallow CI checkout may need "
+            f"`git fetch origin {rev}` or a fetch depth of 0)"
+        ) from None
     out: list[str] = []
     for raw in paths:
         try:

@@ -93,7 +93,15 @@ def urls(host: str, port: int, rest_port: int, tls: bool = False) -> tuple[str, 
     return _host_port(public, port), f"{'https' if tls else 'http'}://{_host_port(public, rest_port)}"
 
 
+MAX_PORT = 65535
+
+
 def default_rest_port(port: int) -> int:
+    """The REST port beside a gRPC port: the next one (a free one for port 0)."""
+    if not 0 <= port <= MAX_PORT:
+        raise EngineError(f"port {port} is not a TCP port (0..{MAX_PORT})")
+    if port == MAX_PORT:
+        raise EngineError(f"port {port} leaves no next port for REST: choose --rest-port")
     return 0 if port == 0 else port + 1
 
 
@@ -170,6 +178,8 @@ class Engine:
         self.unknown_workflows: UnknownWorkflows = unknown_workflows
         self.host = host
         self._want_port = port
+        if rest_port is not None and not 0 <= rest_port <= MAX_PORT:
+            raise EngineError(f"REST port {rest_port} is not a TCP port (0..{MAX_PORT})")
         self._want_rest_port = default_rest_port(port) if rest_port is None else rest_port
         self.tls = tls
         self._max_workers = max_workers
