@@ -1,11 +1,13 @@
 """The ledger: what was applied, per target. One interface, two backends (SQLite, PostgreSQL).
 
 Modules, each importing only modules listed before it (no cycles; psycopg is loaded only by `postgres`):
-values (rows, targets, errors), migrations, redact (passwords out of messages), base (the Ledger interface),
-rows (the export format), digest (the state digest), rules (transition rules: why a key was refused),
-dialect (what a SQL dialect provides), sql (SqlLedger: every call, once for both backends), sqlite_sql and
-postgres_sql (each dialect's statements), filelock, sqlite and postgres (each backend's connections,
-transactions, durability and locks), url (--ledger URL -> open_ledger).
+values (rows, targets, errors), migrations, redact (secrets out of messages, whether the URL parses or not),
+base (the Ledger interface), rows (the export format, and reading untrusted JSON lines), digest (the state
+digest), rules (transition rules: why a key was refused), dialect (what a SQL dialect provides), sql (SqlLedger:
+every call, once for both backends), sqlite_sql and postgres_sql (each dialect's statements), filelock,
+sqlite_file (is a path a file SQLite can use; SQLite's errors in words), sqlite and postgres (each backend's
+connections, transactions, durability and locks; read-only opening), url (--ledger URL -> open_ledger: what it
+takes and refuses).
 """
 
 from hatchet_manifest.ledger.base import Ledger

@@ -27,6 +27,9 @@ from hatchet_manifest.ledger.values import (
 
 # Keys per statement: big enough to amortise a round trip, small enough for any parameter limit.
 BATCH = 1000
+# Characters of an outcome's error text kept (an engine's message can be long): every row stays far below the line
+# limit of an import (rows.MAX_LINE_BYTES), so that an export can always be imported.
+ERROR_LIMIT = 8192
 
 
 class Ledger(ABC):

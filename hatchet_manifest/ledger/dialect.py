@@ -68,6 +68,7 @@ class Dialect(ABC, Generic[C]):
     # Rows per write statement, or None for all of a call in one statement (then sent as one array per column).
     batch_size: ClassVar[int | None]
     version_table_ddl: ClassVar[str]  # CREATE TABLE IF NOT EXISTS for migrations.VERSION_TABLE
+    version_table_exists: ClassVar[str]  # one row, one column: true when migrations.VERSION_TABLE exists
     pin_plans: ClassVar[str | None] = None  # run first by reads and deletes that walk a range of keys
 
     def __init__(self) -> None:

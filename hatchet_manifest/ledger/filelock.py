@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hatchet_manifest.errors import LedgerError
 from hatchet_manifest.ledger.values import Clock, LedgerLockedError, LockHolder, Target
+from hatchet_manifest.text import escape
 
 POLL_SECONDS = 0.05
 
@@ -51,7 +52,11 @@ def flock_target(lock_dir: Path, target: Target, wait: float, clock: Clock) -> I
         lock_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock_path(lock_dir, target), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        raise LedgerError(f"cannot open the lock file for target {target.id} in {lock_dir}: {exc}") from exc
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise LedgerError(
+            f"cannot take the lock of target {escape(target.id)}: cannot create its lock file in {escape(str(lock_dir))}: "
+            f"{reason}"
+        ) from None
     try:
         deadline = time.monotonic() + max(wait, 0.0)
         while True:

@@ -110,3 +110,13 @@ def pending_migrations(current: int, migrations: tuple[Migration, ...], location
             f"(up to {known}): upgrade hatchet-manifest to use it"
         )
     return [m for m in migrations if m[0] > current]
+
+
+def require_current(current: int, migrations: tuple[Migration, ...], location: str) -> None:
+    """For a ledger opened read-only (nothing migrated): its schema must be this version's."""
+    if pending_migrations(current, migrations, location):
+        raise LedgerError(
+            f"the ledger {location} has schema version {current}, older than this hatchet-manifest's "
+            f"({migrations[-1][0]}), and this command only reads: a command that writes to it (apply, ledger "
+            "import) migrates it first"
+        )

@@ -6,8 +6,9 @@ the row is failed or unknown, so of two processes sending the same key exactly o
 Target locks are session advisory locks on a dedicated connection: they die with the session, so a killed apply
 never leaves a stale lock.
 
-Only connections (reopened when dropped, errors scrubbed of the password), transactions and their retries,
-migrations under an advisory lock, and target locks are here: what the calls do is `sql.SqlLedger`'s, and the
+Only connections (the URL checked first, a bounded connect timeout, reopened when dropped, errors scrubbed of the
+URL's secrets), transactions and their retries, migrations under an advisory lock (or, read-only, none), and
+target locks are here: what the calls do is `sql.SqlLedger`'s, and the
 PostgreSQL statements are `postgres_sql`'s.
 """
 
@@ -24,19 +25,23 @@ from typing import Any, TypeVar
 from hatchet_manifest.errors import LedgerError
 from hatchet_manifest.ledger.migrations import POSTGRES, Migration
 from hatchet_manifest.ledger.postgres_sql import DIALECT, HOLDER
-from hatchet_manifest.ledger.redact import redact_url, scrub, url_password
+from hatchet_manifest.ledger.redact import Secrets, redact_url
 from hatchet_manifest.ledger.sql import SqlLedger
-from hatchet_manifest.ledger.values import Clock, LedgerLockedError, LockHolder, Target, utc_now
+from hatchet_manifest.ledger.values import Clock, LedgerLockedError, LockHolder, NoLedgerError, Target, utc_now
 
 try:
     import psycopg
     from psycopg import errors as pg_errors
+    from psycopg.conninfo import conninfo_to_dict
 except ImportError:  # pragma: no cover - exercised only where psycopg is missing
     psycopg = None  # type: ignore[assignment]
 
 R = TypeVar("R")
 
 APPLICATION = "hatchet-manifest"
+# Seconds to wait for a server that does not answer, unless the URL's connect_timeout or PGCONNECT_TIMEOUT says
+# otherwise (psycopg's own default is over two minutes).
+CONNECT_TIMEOUT_SECONDS = 10
 LOCK_POLL_SECONDS = 0.1
 RETRIES = 5  # a deadlock or serialization failure rolls back the whole call; it is then safe to run it again
 
@@ -54,19 +59,35 @@ def lock_key(target: Target) -> int:
 
 
 class PostgresLedger(SqlLedger["psycopg.Connection[Any]"]):
-    """The ledger in a PostgreSQL database (the tables of migrations.POSTGRES, in the session's search_path)."""
+    """The ledger in a PostgreSQL database (the tables of migrations.POSTGRES, in the session's search_path).
 
-    def __init__(self, url: str, *, clock: Clock = utc_now, schema: tuple[Migration, ...] = POSTGRES) -> None:
+    `create=False`: a database without the ledger's tables is a NoLedgerError (nothing is created). `readonly`:
+    every transaction is read-only, nothing is migrated, and the schema must be this version's."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock = utc_now,
+        create: bool = True,
+        readonly: bool = False,
+        schema: tuple[Migration, ...] = POSTGRES,
+    ) -> None:
         super().__init__(redact_url(url), clock, DIALECT)
         if psycopg is None:
             raise LedgerError(
                 "a PostgreSQL ledger needs psycopg 3, which is not installed: pip install 'psycopg[binary]>=3.2'"
             )
         self._url = url  # holds the password: never shown, see self.location
-        self._password = url_password(url)
+        self._secrets = Secrets(url)
+        self.readonly = readonly
+        self._options = self._check_url()
         self._conn = self._connect(APPLICATION)
         try:
-            self._migrate(schema)
+            if readonly or not create:
+                self._require_ledger(schema, readonly)
+            if not readonly:
+                self._migrate(schema)
         except BaseException:
             self._conn.close()
             raise
@@ -74,26 +95,60 @@ class PostgresLedger(SqlLedger["psycopg.Connection[Any]"]):
     # -- connections and transactions --------------------------------------------------------------------------
 
     def _scrub(self, message: str) -> str:
-        return scrub(message, self._password)
+        return self._secrets.scrub(message)
+
+    def _check_url(self) -> dict[str, Any]:
+        """The URL parsed by libpq before any connection (a clear error for one it refuses); the connect options
+        to add: a bounded connect timeout unless the URL or PGCONNECT_TIMEOUT sets one."""
+        try:
+            params = conninfo_to_dict(self._url)
+        except (psycopg.Error, ValueError) as exc:
+            raise LedgerError(f"bad PostgreSQL ledger URL {self.location}: {self._scrub(str(exc))}") from None
+        if params.get("connect_timeout") or os.environ.get("PGCONNECT_TIMEOUT"):
+            return {}
+        return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
     def _connect(self, application: str) -> psycopg.Connection[Any]:
         try:
-            conn = psycopg.connect(self._url, autocommit=True, application_name=application)
+            conn = psycopg.connect(self._url, autocommit=True, application_name=application, **self._options)
         except (psycopg.Error, ValueError) as exc:
-            raise LedgerError(f"cannot connect to the ledger {self.location}: {self._scrub(str(exc))}") from None
+            reason = self._scrub(str(exc))
+            if "timeout expired" in reason and self._options:
+                reason += (
+                    f" (no answer within {CONNECT_TIMEOUT_SECONDS}s; connect_timeout=SECONDS in the URL waits longer)"
+                )
+            raise LedgerError(f"cannot connect to the ledger {self.location}: {reason}") from None
         try:
             conn.execute("SET TIME ZONE 'UTC'")
+            if self.readonly:
+                conn.execute("SET default_transaction_read_only = on")
         except psycopg.Error as exc:
             conn.close()
             raise LedgerError(f"ledger {self.location}: {self._scrub(str(exc))}") from None
         return conn
+
+    def _require_ledger(self, schema: tuple[Migration, ...], current: bool) -> None:
+        """NoLedgerError unless the database holds a ledger; with `current`, of this version's schema."""
+
+        def body(conn: psycopg.Connection[Any]) -> bool:
+            found = conn.execute(DIALECT.version_table_exists).fetchone()  # without creating anything
+            if not (found and found[0]):
+                return False
+            if current:
+                self._check_schema(conn, schema)
+            return True
+
+        if not self._run(body, write=False):
+            raise NoLedgerError(
+                f"no ledger in {self.location}: the database holds no ledger tables (nothing was recorded there yet)"
+            )
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
         try:
             yield
         except psycopg.Error as exc:
-            raise LedgerError(f"ledger {self.location}: {self._scrub(str(exc)).strip()}") from None
+            raise LedgerError(f"ledger {self.location}: {self._scrub(str(exc))}") from None
 
     def _session(self) -> psycopg.Connection[Any]:
         """The main connection, opened again if the server dropped it between two calls."""
@@ -173,7 +228,7 @@ class PostgresLedger(SqlLedger["psycopg.Connection[Any]"]):
                 # The session died (server restart, terminated backend, network): its locks died with it, so there
                 # is nothing left to release. Anything else is a real error.
                 if not conn.broken:
-                    raise LedgerError(f"ledger {self.location}: {self._scrub(str(exc)).strip()}") from None
+                    raise LedgerError(f"ledger {self.location}: {self._scrub(str(exc))}") from None
         finally:
             conn.close()  # ends the session, which releases the lock whatever happened above
 

@@ -166,6 +166,7 @@ class PostgresDialect(Dialect["psycopg.Connection[Any]"]):
     version_table_ddl = (
         f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)"
     )
+    version_table_exists = f"SELECT to_regclass('{VERSION_TABLE}') IS NOT NULL"
     pin_plans = PIN_PLANS
 
     def any_of(self, column: str) -> str:

@@ -15,10 +15,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
-from hatchet_manifest.ledger.base import BATCH, Ledger
+from hatchet_manifest.ledger.base import BATCH, ERROR_LIMIT, Ledger
 from hatchet_manifest.ledger.dialect import COLUMNS, STATE_COLUMNS, C, Dialect, entry_reader
 from hatchet_manifest.ledger.digest import combine_fingerprints, fingerprint
-from hatchet_manifest.ledger.migrations import Migration, pending_migrations
+from hatchet_manifest.ledger.migrations import Migration, pending_migrations, require_current
 from hatchet_manifest.ledger.rows import parse_rows, row_to_json
 from hatchet_manifest.ledger.rules import adopt_refusals, ensure_unique, import_refusal, refusals
 from hatchet_manifest.ledger.values import (
@@ -77,6 +77,9 @@ class SqlLedger(Ledger, Generic[C]):
             for statement in statements:
                 conn.execute(statement)
             conn.execute(d.insert_version, (version, d.applied_at(self._now())))
+
+    def _check_schema(self, conn: C, schema: tuple[Migration, ...]) -> None:  # read-only: nothing is migrated
+        require_current(int(conn.execute(self.dialect.current_version).fetchone()[0]), schema, self.location)
 
     # -- plumbing ----------------------------------------------------------------------------------------------
 
@@ -264,6 +267,7 @@ class SqlLedger(Ledger, Generic[C]):
         listed = ensure_unique(keys, f"record_{state}")
         if not listed:
             return
+        error = error if len(error) <= ERROR_LIMIT else error[: ERROR_LIMIT - 3] + "..."
         d = self.dialect
         now = d.to_db_time(self._now())
 

@@ -1,12 +1,14 @@
 """The embedded ledger: one SQLite file in WAL mode; pending rows are synced (they survive power loss), outcomes
 are not waited for (see _write). Per-target locks are flocks (filelock).
 
-Only the connection, its transactions and durability, opening (WAL, migrations) and locking are here: what the
-calls do is `sql.SqlLedger`'s, and the SQLite statements are `sqlite_sql`'s.
+Only the connection, its transactions and durability, opening (WAL, migrations; read-only, without either) and
+locking are here: what the calls do is `sql.SqlLedger`'s, the SQLite statements are `sqlite_sql`'s, and the
+checks of the file and the wording of SQLite's errors `sqlite_file`'s.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
@@ -14,21 +16,31 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
 from hatchet_manifest.errors import LedgerError
 from hatchet_manifest.ledger.filelock import flock_target
-from hatchet_manifest.ledger.migrations import SQLITE, Migration
+from hatchet_manifest.ledger.migrations import SQLITE, VERSION_TABLE, Migration
 from hatchet_manifest.ledger.sql import SqlLedger
+from hatchet_manifest.ledger.sqlite_file import BUSY_TIMEOUT_SECONDS, CANTOPEN, READONLY, check_file, describe, shown
 from hatchet_manifest.ledger.sqlite_sql import DIALECT
-from hatchet_manifest.ledger.values import Clock, Target, utc_now
+from hatchet_manifest.ledger.values import Clock, NoLedgerError, Target, some, utc_now
 
 R = TypeVar("R")
 
-BUSY_TIMEOUT_SECONDS = 60.0
+
+def _connect(path: Path, mode: str) -> sqlite3.Connection:
+    """A connection opening the file as `mode` says (ro, rw: never creating it, rwc), not as a name SQLite
+    reads specially (":memory:", "", "file:..."): always a URI naming the path."""
+    uri = f"file:{quote(os.fspath(path))}?mode={mode}"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS)
 
 
 class SqliteLedger(SqlLedger[sqlite3.Connection]):
-    """The ledger in one SQLite file; per-target locks are flocks on files in `<db>-locks/` beside it."""
+    """The ledger in one SQLite file; per-target locks are flocks on files in `<db>-locks/` beside it.
+
+    `create`: a missing file is created (in an existing directory; `make_dir` creates the directory too, for the
+    state dir's ledger); otherwise it is a NoLedgerError. `readonly`: opened read-only, nothing written."""
 
     def __init__(
         self,
@@ -36,25 +48,27 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
         *,
         clock: Clock = utc_now,
         create: bool = True,
+        readonly: bool = False,
+        make_dir: bool = False,
         schema: tuple[Migration, ...] = SQLITE,
     ) -> None:
-        super().__init__(str(path), clock, DIALECT)
+        super().__init__(shown(path), clock, DIALECT)
         self.path = path
+        self.readonly = readonly
         self.lock_dir = path.with_name(path.name + "-locks")
-        if not create and not path.is_file():
-            raise LedgerError(f"no ledger at {path}")
+        exists = check_file(path, must_exist=readonly or not create, make_dir=make_dir)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_SECONDS
-            )
-        except (OSError, sqlite3.Error) as exc:
-            raise LedgerError(f"cannot open the ledger {path}: {exc}") from exc
+            self._conn = _connect(path, "ro" if readonly else "rw" if exists else "rwc")
+        except sqlite3.Error as exc:
+            raise LedgerError(describe(exc, path)) from None
         try:
             with self._guard():
-                self._conn.execute("PRAGMA synchronous = FULL")
                 self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-                self._set_up(schema)
+                if readonly:
+                    self._open_readonly(schema)
+                else:
+                    self._conn.execute("PRAGMA synchronous = FULL")
+                    self._set_up(schema)
         except BaseException:
             self._conn.close()
             raise
@@ -66,7 +80,7 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
         try:
             yield
         except sqlite3.Error as exc:
-            raise LedgerError(f"ledger {self.location}: {exc}") from exc
+            raise LedgerError(describe(exc, self.path)) from None
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -107,15 +121,54 @@ class SqliteLedger(SqlLedger[sqlite3.Connection]):
 
     # -- opening -----------------------------------------------------------------------------------------------
 
+    def _tables(self) -> list[str]:
+        rows = self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'")
+        return sorted(name for (name,) in rows)
+
+    def _refuse_foreign(self, tables: list[str]) -> None:
+        """Another program's database (the engine's, say) is not turned into a ledger, nor switched to WAL."""
+        if tables and VERSION_TABLE not in tables:
+            raise LedgerError(
+                f"the SQLite database {self.location} is not a hatchet-manifest ledger: it holds other tables "
+                f"({some(tables, 5)}); give the path of a ledger, or of a file that does not exist yet"
+            )
+
+    def _open_readonly(self, schema: tuple[Migration, ...]) -> None:
+        """Read-only: the schema must be there and current. In a directory that cannot be written, without a
+        -wal file (nothing uncheckpointed, no writer), the file is read as immutable (SQLite cannot make -shm)."""
+        try:
+            tables = self._tables()
+        except sqlite3.Error as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            wal = Path(f"{self.path}-wal")
+            if code not in (READONLY, CANTOPEN) or (wal.exists() and wal.stat().st_size > 0):
+                raise
+            self._conn.close()
+            self._conn = sqlite3.connect(
+                f"file:{quote(os.fspath(self.path))}?mode=ro&immutable=1",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            tables = self._tables()
+        self._conn.execute("PRAGMA query_only = ON")
+        self._refuse_foreign(tables)
+        if VERSION_TABLE not in tables:
+            raise NoLedgerError(f"no ledger at {self.location} (an empty SQLite database)")
+        self._check_schema(self._conn, schema)
+
     def _set_up(self, schema: tuple[Migration, ...]) -> None:
         """WAL mode and migrations. Processes opening a new file at once can deadlock on its first switch to WAL,
         which SQLite reports as "database is locked" at once, without waiting: try again until the busy timeout."""
         deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
         while True:
             try:
+                self._refuse_foreign(self._tables())
                 mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode != "wal":
-                    raise LedgerError(f"the ledger {self.path} cannot use write-ahead logging (journal mode {mode})")
+                    raise LedgerError(
+                        f"the ledger {self.location} cannot use write-ahead logging (journal mode {mode})"
+                    )
                 self._migrate(schema)
                 return
             except sqlite3.OperationalError as exc:

@@ -111,6 +111,7 @@ class SqliteDialect(Dialect[sqlite3.Connection]):
     version_table_ddl = (
         f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
+    version_table_exists = f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '{VERSION_TABLE}'"
 
     def any_of(self, column: str) -> str:
         return f"{column} IN (SELECT value FROM json_each(?))"

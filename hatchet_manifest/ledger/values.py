@@ -100,6 +100,10 @@ def some(keys: Sequence[str], limit: int = 10) -> str:
     return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
+class NoLedgerError(LedgerError):
+    """The ledger asked for does not exist yet (no file; no ledger tables in the database), and was not created."""
+
+
 class LedgerLockedError(LedgerError):
     """Another process holds the target's lock (another apply is running against the same target)."""
 

@@ -42,6 +42,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 def ledger_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """Where the test's ledger lives: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
     if backend == "sqlite":
+        (tmp_path / "state").mkdir(exist_ok=True)  # an explicit ledger path's directory must exist
         return str(tmp_path / "state" / "ledger.db")
     return str(request.getfixturevalue("pg_url"))
 
@@ -50,6 +51,7 @@ def ledger_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
 def another_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """A second, empty ledger on the same backend."""
     if backend == "sqlite":
+        (tmp_path / "another").mkdir(exist_ok=True)
         yield str(tmp_path / "another" / "ledger.db")
         return
     server: PgServer = request.getfixturevalue("pg_server")

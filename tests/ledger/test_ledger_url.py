@@ -40,10 +40,13 @@ def test_urls_name_a_backend_and_a_file(url: str | None, expected: str | None) -
     ("url", "message"),
     [
         ("", "the ledger URL is empty"),
-        ("sqlite:", "bad SQLite ledger URL 'sqlite:': no path"),
-        ("sqlite://server/x.db", "bad SQLite ledger URL 'sqlite://server/x.db': use sqlite:///absolute/path or"),
-        ("mysql://root:hunter2@db/ledger", "unsupported ledger URL 'mysql://root:***@db/ledger': use a file path"),
-        ("https://example.com/ledger", "unsupported ledger URL 'https://example.com/ledger'"),
+        ("sqlite:", "bad SQLite ledger URL sqlite:: no path"),
+        (
+            "sqlite://server/x.db",
+            "bad SQLite ledger URL sqlite://server/x.db: a SQLite ledger is a local file, on no host",
+        ),
+        ("mysql://root:hunter2@db/ledger", "unsupported ledger URL mysql://root:***@db/ledger: use a file path"),
+        ("https://example.com/ledger", "unsupported ledger URL https://example.com/ledger"),
     ],
 )
 def test_bad_urls_are_config_errors(url: str, message: str) -> None:
@@ -61,6 +64,7 @@ def test_the_default_ledger_lives_in_the_state_dir(tmp_path: Path) -> None:
 
 def test_relative_paths_are_relative_to_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    Path("sub").mkdir()
     with (
         open_ledger("sqlite:sub/l.db", Path("ignored")) as ledger,
         open_ledger(f"sqlite://{tmp_path}/abs.db", Path("x")),
@@ -78,7 +82,7 @@ def test_create_false_refuses_a_missing_file(tmp_path: Path) -> None:
 
 def test_a_file_that_is_not_a_database_is_a_ledger_error(tmp_path: Path) -> None:
     (tmp_path / "ledger.db").write_text("this is not SQLite, but long enough to look like a header" * 20)
-    with pytest.raises(LedgerError, match="file is not a database"):
+    with pytest.raises(LedgerError, match=r"^the ledger .*/ledger.db is not a SQLite database"):
         open_ledger(None, tmp_path)
 
 
