@@ -14,6 +14,7 @@ rendering never pays for the gRPC client.
 from typing import Any
 
 from hatchet_manifest.errors import ConfigError, HatchetManifestError, LedgerError, ManifestError, Problem
+from hatchet_manifest.manifest.access import Access
 from hatchet_manifest.manifest.loader import LoadedManifest, load
 from hatchet_manifest.manifest.render import Renderer, render
 from hatchet_manifest.manifest.rendered import Limits, RenderedRun
@@ -44,6 +45,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "Access",
     "ConfigError",
     "HatchetManifestError",
     "LedgerError",

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hatchet_manifest.scrub import scrub
+from hatchet_manifest.text import safe_message
+
 
 class HatchetManifestError(Exception):
     """Base of every error the tool reports to its user (exit code 1 unless said otherwise)."""
@@ -24,7 +27,9 @@ class Problem:
     def __str__(self) -> str:
         loc = f"{self.file}:{self.line}" if self.line else self.file
         parts = [loc, self.where, self.path, self.message]
-        return ": ".join(p for p in parts if p)
+        # escaped (a problem is one line) and bounded: it quotes untrusted text
+        # scrubbed before it is shortened: a secret cut at the end would not be found any more
+        return safe_message(scrub(": ".join(p for p in parts if p)), keep_newlines=False)
 
 
 class ManifestError(HatchetManifestError):
@@ -47,3 +52,19 @@ class ConfigError(HatchetManifestError):
 
 class LedgerError(HatchetManifestError):
     """The ledger cannot be read, written or locked."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI job cancelled, a pod stopped): the apply stops as on Ctrl-C, then exits 143."""
+
+
+def terminated(exc: BaseException) -> bool:
+    """Whether `exc` is, or was raised while handling, a Terminated (libraries may wrap a KeyboardInterrupt)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, Terminated):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -1,14 +1,26 @@
-"""Reporters: runs and problems to the terminal. Data goes to stdout, everything else to stderr."""
+"""Reporters: runs and problems to the terminal. Data goes to stdout, everything else to stderr.
+
+What is shown comes from manifests, ledgers and engines, none of them trusted: every human-readable output
+(tables, plan lines) writes control, bidi and invisible characters escaped (`\x1b`, hatchet_manifest.text), and
+JSON and YAML write them as escapes of the format (the same values). `json` and `yaml` documents are written
+whole or not at all: they are spooled (a private temporary file beyond a few MiB) and copied to the output once
+complete, so an error midway leaves nothing half-written on stdout; `jsonl` streams whole lines.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TextIO
 
 import yaml
+
+from hatchet_manifest.text import UNSAFE, escape, json_safe
 
 FORMATS = ("yaml", "json", "jsonl", "table")
 
@@ -21,8 +33,29 @@ def _json(obj: Any, indent: int | None = None) -> str:
     return (_INDENTED if indent else _COMPACT).encode(obj)
 
 
+SPOOL_IN_MEMORY = 8 << 20
+
+
+@contextlib.contextmanager
+def whole_document(out: TextIO) -> Iterator[TextIO]:
+    """A stream whose text reaches `out` only when the block ends without an error: all of it, or nothing."""
+    with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY, mode="w+", encoding="utf-8", newline="") as spool:
+        yield spool  # type: ignore[misc]  # a text-mode SpooledTemporaryFile is a TextIO
+        spool.seek(0)
+        shutil.copyfileobj(spool, out, 1 << 20)
+    out.flush()
+
+
+def _yaml_item(rec: dict[str, Any]) -> str:
+    text = yaml.safe_dump([rec], sort_keys=False, allow_unicode=True, width=120)
+    if UNSAFE.search(text.replace("\n", "")):  # PyYAML writes bidi and invisible characters as they are
+        text = yaml.safe_dump([rec], sort_keys=False, allow_unicode=False, width=120)  # every non-ASCII escaped
+    return text
+
+
 def write_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO, columns: list[str] | None = None) -> int:
-    """Stream records in `fmt`; returns how many were written. `json` is one list; `yaml` a list of items."""
+    """Write records in `fmt`; returns how many were written. `json` is one list and `yaml` a list of items, each
+    written whole or not at all (see whole_document); `jsonl` and `table` stream."""
     count = 0
     if fmt == "jsonl":
         encode = _COMPACT.encode
@@ -31,24 +64,26 @@ def write_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO, colu
             for rec in records:
                 batch.append(encode(rec))
                 if len(batch) == 512:
-                    out.write("\n".join(batch) + "\n")
+                    out.write(json_safe("\n".join(batch) + "\n"))
                     count += len(batch)
                     batch.clear()
-        finally:  # what was rendered before an error is still written
+        finally:  # what was rendered before an error is still written, in whole lines
             if batch:
-                out.write("\n".join(batch) + "\n")
+                out.write(json_safe("\n".join(batch) + "\n"))
                 count += len(batch)
     elif fmt == "json":
-        out.write("[")
-        for count, rec in enumerate(records, 1):
-            out.write(("," if count > 1 else "") + "\n  " + _json(rec, 2).replace("\n", "\n  "))
-        out.write("\n]\n" if count else "]\n")
+        with whole_document(out) as doc:
+            doc.write("[")
+            for count, rec in enumerate(records, 1):
+                doc.write(("," if count > 1 else "") + "\n  " + json_safe(_json(rec, 2)).replace("\n", "\n  "))
+            doc.write("\n]\n" if count else "]\n")
     elif fmt == "yaml":
-        for rec in records:
-            out.write(yaml.safe_dump([rec], sort_keys=False, allow_unicode=True, width=120))
-            count += 1
-        if not count:
-            out.write("[]\n")
+        with whole_document(out) as doc:
+            for rec in records:
+                doc.write(_yaml_item(rec))
+                count += 1
+            if not count:
+                doc.write("[]\n")
     elif fmt == "table":
         count = write_table(records, out, columns)
     else:
@@ -57,7 +92,8 @@ def write_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO, colu
 
 
 def _cell(value: Any, width: int = 60) -> str:
-    text = value if isinstance(value, str) else _json(value)
+    """A value as a table or a plan line shows it: escaped, then cut to `width`."""
+    text = escape(value if isinstance(value, str) else _json(value))
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -111,17 +147,18 @@ def use_color(stream: TextIO) -> bool:
 
 def plan_line(record: dict[str, Any], color: bool) -> str:
     action = record["action"]
-    text = f"{SYMBOLS[action]} {record['key']}  {record.get('workflow_name') or ''}"
+    text = f"{SYMBOLS[action]} {escape(record['key'])}  {escape(record.get('workflow_name') or '')}"
     if action in ("create", "changed") and record.get("input") is not None:
         text += f"  {_cell(record['input'], 80)}"
     if action == "changed":
         text += "  (same key, new content)"
     elif action == "removed":
-        text += "  (removed from the manifests" + (f"; run {record['run_id']}" if record.get("run_id") else "") + ")"
+        run = f"; run {escape(record['run_id'])}" if record.get("run_id") else ""
+        text += f"  (removed from the manifests{run})"
     elif action == "unknown":
         text += "  (fate unknown: not confirmed and not found in the engine)"
     elif record.get("run_id"):
-        text += f"  (run {record['run_id']})"
+        text += f"  (run {escape(record['run_id'])})"
     return f"\x1b[{_COLORS[action]}m{text}\x1b[0m" if color else text
 
 
@@ -136,13 +173,14 @@ def write_plan_text(records: Iterable[dict[str, Any]], out: TextIO, show_unchang
 def write_plan_json(
     records: Iterable[dict[str, Any]], out: TextIO, head: dict[str, Any], tail: Callable[[], dict[str, Any]]
 ) -> None:
-    """{...head, "runs": [...], ...tail()}: streamed, tail computed after the runs."""
-    out.write(_COMPACT.encode(head)[:-1] + ',"runs":[')
-    first = True
-    for rec in records:
-        out.write(("" if first else ",") + "\n" + _COMPACT.encode(rec))
-        first = False
-    out.write("\n]," + _COMPACT.encode(tail())[1:] + "\n")
+    """{...head, "runs": [...], ...tail()}: tail computed after the runs; written whole or not at all."""
+    with whole_document(out) as doc:
+        doc.write(json_safe(_COMPACT.encode(head))[:-1] + ',"runs":[')
+        first = True
+        for rec in records:
+            doc.write(("" if first else ",") + "\n" + json_safe(_COMPACT.encode(rec)))
+            first = False
+        doc.write("\n]," + json_safe(_COMPACT.encode(tail()))[1:] + "\n")
 
 
 class ProgressBar:
@@ -165,9 +203,10 @@ class ProgressBar:
         rate = done / elapsed
         eta = (self.total - done) / rate if rate > 0 else 0.0
         pct = 100.0 * done / self.total if self.total else 100.0
-        line = f"submitted {done}/{self.total} ({pct:.0f}%)  {rate:,.0f} runs/s  ETA {eta:.0f}s"
+        line = f"sent {done}/{self.total} ({pct:.0f}%): {done - failed - unknown} submitted"
         if failed or unknown:
-            line += f"  failed {failed}  unknown {unknown}"
+            line += f", {failed} failed, {unknown} unknown"
+        line += f"  {rate:,.0f} runs/s  ETA {eta:.0f}s"
         if self.tty:
             self.stream.write("\r\x1b[K" + line + ("\n" if final else ""))
         else:

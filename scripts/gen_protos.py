@@ -30,9 +30,14 @@ POOL_MODULE = (
     HEADER
     + '''"""The private descriptor pool holding hatchet_client's messages."""
 
-from google.protobuf import descriptor_pool
+from google.protobuf import descriptor_pb2, descriptor_pool, timestamp_pb2
 
 POOL = descriptor_pool.DescriptorPool()
+
+# google/protobuf/timestamp.proto, which some of the messages use, is copied into the pool first.
+_timestamp = descriptor_pb2.FileDescriptorProto()
+timestamp_pb2.DESCRIPTOR.CopyToProto(_timestamp)
+POOL.Add(_timestamp)
 '''
 )
 

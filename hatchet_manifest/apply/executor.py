@@ -12,19 +12,23 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from hatchet_client import AdminClient, ChunkOutcome, RunEncoder, WorkflowRun
 from hatchet_client.errors import HatchetClientError
+from hatchet_client.pipeline import Submission
 
 from hatchet_manifest.apply.recorder import OutcomeRecorder, WriteAhead
 from hatchet_manifest.apply.spool import Spool
 from hatchet_manifest.apply.tags import Tag, TagFields
-from hatchet_manifest.errors import HatchetManifestError
+from hatchet_manifest.errors import HatchetManifestError, terminated
 from hatchet_manifest.ledger import Ledger, PendingRow, Target
 from hatchet_manifest.manifest.rendered import RenderedRun, canonical_json
+from hatchet_manifest.plan.names import WorkflowNames
 from hatchet_manifest.plan.planner import Known, PlannedRun
 from hatchet_manifest.plan.stamps import stamps
+from hatchet_manifest.scrub import scrub
 
 CRASH_ENV = "HATCHET_MANIFEST_CRASH_AT"  # test hook: "<point>:<chunk seq>", e.g. "after-pending:3"
 
@@ -32,6 +36,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # SIGTERM: stopped as on Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,15 @@ class ApplyResult:
     unknown_keys: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     interrupted: bool = False
-    seconds: float = 0.0
+    terminated: bool = False  # the interruption was a SIGTERM
+    seconds: float = 0.0  # the whole apply, from the command's start (set by the caller when it knows it)
+    to_send: int = 0  # the runs selected and spooled: every one ends submitted, failed, unknown or not sent
+    unrecorded: int = 0  # sent, but their outcome could not be written (left pending in the ledger)
+
+    @property
+    def not_sent(self) -> int:
+        """Runs selected that never left (the apply stopped first, or their chunk was refused before sending)."""
+        return max(0, self.to_send - self.submitted - self.failed - self.unknown - self.unrecorded)
 
     @property
     def done(self) -> int:
@@ -69,16 +82,24 @@ class ApplyResult:
     @property
     def exit_code(self) -> int:
         if self.interrupted:
-            return EXIT_INTERRUPTED
-        if not self.failed and not self.unknown and not self.skipped_unknown and not self.errors:
+            return EXIT_TERMINATED if self.terminated else EXIT_INTERRUPTED
+        if (
+            not self.failed
+            and not self.unknown
+            and not self.skipped_unknown
+            and not self.errors
+            and not self.not_sent
+            and not self.unrecorded
+        ):
             return EXIT_OK
-        if self.submitted or self.unknown or self.skipped_unknown:
+        if self.submitted or self.unknown or self.skipped_unknown or self.unrecorded:
             return EXIT_PARTIAL  # some declared runs may not be in the engine: never "all submitted"
         return EXIT_ERROR
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "plan": self.counts,
+            "to_send": self.to_send,
             "submitted": self.submitted,
             "failed": self.failed,
             "unknown": self.unknown,
@@ -88,7 +109,10 @@ class ApplyResult:
             "failed_keys": self.failed_keys,
             "unknown_keys": self.unknown_keys,
             "errors": self.errors,
+            "not_sent": self.not_sent,
+            "unrecorded": self.unrecorded,
             "interrupted": self.interrupted,
+            "terminated": self.terminated,
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
         }
@@ -98,6 +122,19 @@ KEEP_KEYS = 1000  # keys listed in a result, per kind
 _ROW = operator.itemgetter(0, 1, 2, 3)  # a Tag's PendingRow fields
 _KEY = operator.itemgetter(0)  # Tag.key
 _REPLACE = operator.itemgetter(4)  # Tag.replace
+
+
+def starting_a_call(frame: FrameType | None) -> bool:
+    """Whether the main thread, stopped at `frame`, is starting a bulk call: between the pipeline marking a chunk
+    "calling" and the call being in flight. An interruption there leaves the chunk's fate unknown (the call may or
+    may not have left), so SIGTERM waits for that moment to pass (cli.py) and the next apply finds no unknown run."""
+    code = Submission._send.__code__
+    while frame is not None:
+        if frame.f_code is code:
+            sending = getattr(frame.f_locals.get("self"), "_sending", None)
+            return isinstance(sending, tuple) and len(sending) == 2 and sending[1] == "calling"
+        frame = frame.f_back
+    return False
 
 
 def _crash_point() -> tuple[str, int] | None:
@@ -150,15 +187,21 @@ def wire_item(
 
 
 def select(
-    planned: Iterable[PlannedRun], options: ApplyOptions, result: ApplyResult
+    planned: Iterable[PlannedRun],
+    options: ApplyOptions,
+    result: ApplyResult,
+    workflows: WorkflowNames | None = None,
 ) -> Iterator[tuple[Tag, WorkflowRun]]:
-    """The runs to send (create; changed/unknown when asked), stamped, with real secrets; counts the plan."""
+    """The runs to send (create; changed/unknown when asked), stamped, with real secrets; counts the plan, and
+    collects the workflow names of the runs to send into `workflows` (for the preflight)."""
     stamp = options.stamp
     for p in planned:
         send = wanted(p.action, p.known, options, result)
         r = p.run
         if not send or r is None:
             continue
+        if workflows is not None:
+            workflows.add(r)
         yield Tag(p.key, p.digest, r.manifest, r.file, p.action == "changed"), wire_run(r, p.key, stamp, p.digest)
 
 
@@ -227,6 +270,18 @@ class Executor:
             os._exit(137)
         keys = list(map(_KEY, outcome.tags))
         r = self.result
+        try:
+            self._record_state(outcome, keys, r)
+        except BaseException:
+            if outcome.sent and outcome.state != "failed":
+                r.unrecorded += len(keys)  # sent (maybe applied), its record failed: pending in the ledger
+            raise
+        self._recorded.add(outcome.seq)
+        self._written_ahead.pop(outcome.seq, None)
+        if self.on_progress is not None:
+            self.on_progress(r)
+
+    def _record_state(self, outcome: ChunkOutcome[Tag], keys: list[str], r: ApplyResult) -> None:
         if outcome.state == "submitted":
             self.ledger.record_submitted(self.target, list(zip(keys, outcome.run_ids, strict=True)))
             r.submitted += len(keys)
@@ -235,6 +290,10 @@ class Executor:
             recorded = keys if outcome.sent else self._written_ahead.get(outcome.seq, [])
             if recorded:
                 self.ledger.record_failed(self.target, recorded, _why(outcome))
+            if not outcome.sent:  # counted as not sent (ApplyResult.not_sent), not as refused by the engine
+                if outcome.error and _why(outcome) not in r.errors:
+                    r.errors.append(_why(outcome))
+                return
             r.failed += len(keys)
             r.failed_keys.extend(keys[: max(0, KEEP_KEYS - len(r.failed_keys))])
             if outcome.error and _why(outcome) not in r.errors:
@@ -245,10 +304,6 @@ class Executor:
             r.unknown_keys.extend(keys[: max(0, KEEP_KEYS - len(r.unknown_keys))])
             if _why(outcome) not in r.errors:
                 r.errors.append(_why(outcome))
-        self._recorded.add(outcome.seq)
-        self._written_ahead.pop(outcome.seq, None)
-        if self.on_progress is not None:
-            self.on_progress(r)
 
     def run(self, spool: Spool) -> ApplyResult:
         """Submit the runs of a spool (selected and encoded before anything is sent); returns the result (its
@@ -285,10 +340,11 @@ class Executor:
             for outcome in submission:
                 recorder.put(outcome)
                 recorder.check()  # a failed record stops the sending, as below
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (cli.py raises Terminated for it)
             for outcome in submission.close(wait=opts.interrupt_wait):
                 recorder.put(outcome)
             self.result.interrupted = True
+            self.result.terminated = terminated(interrupt)
         except (HatchetClientError, HatchetManifestError) as exc:
             for outcome in submission.close(wait=opts.interrupt_wait):
                 recorder.put(outcome)
@@ -305,8 +361,8 @@ class Executor:
         for problem in dict.fromkeys(errors):
             if not isinstance(problem, HatchetClientError | HatchetManifestError):
                 raise problem  # a bug, not a condition: its traceback is wanted
-            if str(problem) not in self.result.errors:
-                self.result.errors.append(str(problem))
+            if scrub(str(problem)) not in self.result.errors:
+                self.result.errors.append(scrub(str(problem)))
         if (
             errors
             and isinstance(errors[0], HatchetManifestError)
@@ -318,5 +374,7 @@ class Executor:
 
 
 def _why(outcome: ChunkOutcome[Tag]) -> str:
+    """The reason of an outcome, as recorded in the ledger and reported: scrubbed of secrets (an engine's
+    refusal may quote what it was sent)."""
     code = f"{outcome.code}: " if outcome.code else ""
-    return f"{code}{outcome.error or outcome.state}"
+    return scrub(f"{code}{outcome.error or outcome.state}")

@@ -2,10 +2,12 @@
 that a million runs are rendered, validated and encoded once, before anything is sent, without holding them
 in memory; sending then only reads bytes back.
 
-The file holds runs as they will be sent (secret values included): it is created 0600 in a private temporary
-directory and deleted when the apply ends. The live spool holds an exclusive lock on its file; a spool left by
-an apply that was killed (kill -9, power loss) holds none, and the next spool made in the same directory
-deletes it, so secrets do not linger on disk. Runs are stored in chunks exactly as they will be sent (at most
+The file holds runs as they will be sent (secret values included), so it never has a name: it is made 0600 and
+unlinked (O_TMPFILE where the filesystem has it, else created and unlinked at once), written and read back
+through its descriptor only, and the kernel frees it when the apply's process ends, however it ends (kill -9
+included): nobody else can open it, and no secret lingers on disk. (Spools of earlier versions, which had a
+name in a private directory, are deleted by the next spool made in the same directory, unless a live apply
+holds their lock.) Runs are stored in chunks exactly as they will be sent (at most
 `batch_size` runs and the encoder's max send size, grouped as hatchet_client's `chunked` groups them), so that
 sending reads whole requests back: <u32 meta length><u32 blob length><meta><blob>, meta being (tags, item
 lengths) in marshal format (fast, and safe here: the file is our own, private, and lives only as long as the
@@ -14,6 +16,7 @@ apply) and blob the runs' encoded bytes one after the other (a BulkTriggerWorkfl
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import itertools
 import marshal
@@ -33,18 +36,26 @@ from hatchet_manifest.apply.tags import Tag, TagFields
 
 _HEADER = struct.Struct("<II")
 PREFIX = "hatchet-manifest-"
-FILE = "runs.bin"
+SUFFIX = ".spool"
+FILE = "runs.bin"  # in the directories of earlier versions' spools
 
 
-STALE_AFTER = 60.0  # seconds: a spool younger than this may be one being created (not locked yet)
+STALE_AFTER = 60.0  # seconds: a spool younger than this may be one being created (not unlinked or locked yet)
 
 
 def remove_stale(directory: Path) -> list[Path]:
-    """Delete the spools in `directory` that no live apply holds (left by a killed one); returns them."""
+    """Delete the spools in `directory` that no live apply holds; returns them. A spool has no name once made:
+    what is found was left by a process killed while making one, or by an earlier version (a directory)."""
     removed = []
     old = time.time() - STALE_AFTER
     for candidate in directory.glob(f"{PREFIX}*"):
-        if candidate.is_symlink() or not candidate.is_dir() or candidate.stat().st_mtime > old:
+        if candidate.is_symlink() or candidate.stat().st_mtime > old:
+            continue
+        if candidate.is_file() and candidate.name.endswith(SUFFIX):  # killed between creating and unlinking it
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+            continue
+        if not candidate.is_dir():
             continue
         try:
             fd = os.open(candidate / FILE, os.O_RDONLY | os.O_NOFOLLOW)
@@ -74,11 +85,12 @@ class Spool:
         self._encoder = encoder
         self.batch_size = batch_size
         self._max_send = encoder.max_send
-        self._dir = tempfile.TemporaryDirectory(prefix=PREFIX, dir=directory)
-        self.path = Path(self._dir.name) / FILE
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)  # this spool is live (see remove_stale); released when the file closes
-        self._file = os.fdopen(fd, "wb", buffering=1 << 20)
+        self._fd = _nameless_file(directory or Path(tempfile.gettempdir()))
+        try:
+            self._file = os.fdopen(os.dup(self._fd), "wb", buffering=1 << 20)  # reads use pread on _fd
+        except BaseException:
+            os.close(self._fd)
+            raise
         self.count = 0
         self._tags: list[tuple[Any, ...]] = []  # the chunk being filled
         self._lengths: list[int] = []
@@ -88,6 +100,10 @@ class Spool:
     @property
     def encoder(self) -> RunEncoder:
         return self._encoder
+
+    def fileno(self) -> int:
+        """The spool's file descriptor (it has no name)."""
+        return self._fd
 
     @property
     def written(self) -> int:
@@ -159,12 +175,16 @@ class Spool:
         loads = marshal.loads
         size = _HEADER.size
         unpack = _HEADER.unpack
-        with self.path.open("rb", buffering=1 << 20) as f:
-            read = f.read
-            while header := read(size):
-                meta_len, blob_len = unpack(header)
-                tags, lengths = loads(read(meta_len))
-                yield tags, lengths, read(blob_len)
+        fd = self._fd
+        end = os.fstat(fd).st_size
+        offset = 0
+        while offset < end:
+            meta_len, blob_len = unpack(_pread(fd, size, offset))
+            offset += size
+            tags, lengths = loads(_pread(fd, meta_len, offset))
+            offset += meta_len
+            yield tags, lengths, _pread(fd, blob_len, offset)
+            offset += blob_len
 
     def chunks(self, batch_size: int) -> Iterator[tuple[list[TagFields], bytes]] | None:
         """The stored runs as the chunks AdminClient.submit_chunks sends (tags as plain tuples of Tag's fields,
@@ -184,10 +204,50 @@ class Spool:
 
     def close(self) -> None:
         self._file.close()
-        self._dir.cleanup()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
     def __enter__(self) -> Spool:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+_NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
+
+
+def _nameless_file(directory: Path) -> int:
+    """A new file in `directory`, readable and writable by this process only, with no name (see the module
+    docstring); its descriptor."""
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    if tmpfile:
+        try:
+            return os.open(directory, tmpfile | os.O_RDWR | os.O_CLOEXEC, 0o600)
+        except OSError as exc:  # a filesystem without O_TMPFILE: created with a name, unlinked at once
+            if exc.errno not in _NO_TMPFILE:
+                raise
+    fd, name = tempfile.mkstemp(prefix=PREFIX, suffix=SUFFIX, dir=directory)  # 0600, O_EXCL
+    try:
+        os.unlink(name)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _pread(fd: int, n: int, offset: int) -> bytes:
+    """`n` bytes of the spool from `offset` (os.pread may return fewer at a time)."""
+    data = os.pread(fd, n, offset)
+    if len(data) == n:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < n:
+        more = os.pread(fd, n - got, offset + got)
+        if not more:
+            raise OSError(f"the spool ends {n - got} bytes early")
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)

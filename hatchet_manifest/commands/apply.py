@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,14 @@ from hatchet_manifest.commands.diff import emit, lookup_warnings, settle, target
 from hatchet_manifest.commands.options import RenderArgs, render_options
 from hatchet_manifest.commands.session import TargetArgs, confirm, target_lock, target_options, why_target
 from hatchet_manifest.errors import ConfigError
-from hatchet_manifest.manifest.render import Renderer
+from hatchet_manifest.manifest.sandbox import Rendering
 from hatchet_manifest.output import ProgressBar
-from hatchet_manifest.plan.planfile import PlanFile, is_plan_file
+from hatchet_manifest.plan import workflows
+from hatchet_manifest.plan.names import WorkflowNames
+from hatchet_manifest.plan.planfile import find_plan
 from hatchet_manifest.plan.planner import summary_line
 from hatchet_manifest.plan.target import connect
+from hatchet_manifest.text import escape, safe_message
 
 
 def report(result: ApplyResult, output: str) -> None:
@@ -29,8 +33,14 @@ def report(result: ApplyResult, output: str) -> None:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     counts = result.counts
+    stopped = ""
+    if result.not_sent:
+        stopped += f", {result.not_sent} not sent"
+    if result.unrecorded:
+        stopped += f", {result.unrecorded} sent but not recorded (left pending: the next apply settles them)"
     click.echo(
-        f"Apply: {result.submitted} submitted, {result.failed} failed, {result.unknown} unknown; "
+        f"Apply: {result.to_send} to send: {result.submitted} submitted, {result.failed} failed, "
+        f"{result.unknown} unknown{stopped}; "
         f"{counts.get('unchanged', 0)} unchanged, {result.skipped_changed} changed (skipped), "
         f"{result.skipped_unknown} unknown (skipped), {counts.get('removed', 0)} removed from the manifests "
         f"(left alone) in {result.seconds:.1f}s."
@@ -41,13 +51,14 @@ def report(result: ApplyResult, output: str) -> None:
         ("unknown, not sent again (--resubmit-unknown sends it)", result.skipped_unknown_keys, result.skipped_unknown),
     ):
         for key in keys:
-            click.echo(f"  {kind}: {key}")
+            click.echo(f"  {kind}: {escape(key)}")
         if total > len(keys):
             click.echo(f"  ... and {total - len(keys)} more {kind}")
     for error in result.errors:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {safe_message(error)}", err=True)
     if result.interrupted:
-        click.echo("interrupted: what was submitted is recorded; run apply again to continue", err=True)
+        how = "terminated" if result.terminated else "interrupted"
+        click.echo(f"{how}: what was submitted is recorded; run apply again to continue", err=True)
 
 
 @click.command("apply")
@@ -115,11 +126,13 @@ def command(
     """Submit the runs declared in PATH... that the target does not have yet (or exactly the runs of a saved plan).
 
     Everything is rendered and validated before anything is sent. Exit codes: 0 all submitted, 1 nothing
-    submitted (error), 3 partially submitted (failed or unknown runs listed), 130 interrupted.
+    submitted (error), 3 partially submitted (failed or unknown runs listed), 130 interrupted (Ctrl-C),
+    143 terminated (SIGTERM: stopped as on Ctrl-C).
     """
+    started = time.monotonic()
     rargs = RenderArgs.from_kwargs(kw)
     targs = TargetArgs.from_kwargs(kw)
-    plan_file = PlanFile(Path(rargs.paths[0])) if len(rargs.paths) == 1 and is_plan_file(rargs.paths[0]) else None
+    plan_file = find_plan(rargs.paths)  # recognised by content, verified whole before anything in it is used
     if plan_file is not None and (rargs.values or rargs.set or rargs.set_string or rargs.selector):
         raise ConfigError("a saved plan is applied exactly as saved: -f, --set, --set-string and -l do not apply")
     renderer = None
@@ -130,20 +143,23 @@ def command(
         batch_size, concurrency, not no_stamp, resubmit_changed, resubmit_unknown, timeout, runs_per_second=rps
     )
     n = 1 if dry_run else _workers(renderer, workers, parallel_threshold)
+    if n > 1 and renderer is not None:
+        renderer.close()  # its worker has prepared the entries; the shard workers render the runs
     with (
-        Workers(n) if n > 1 else contextlib.nullcontext() as pool,
+        contextlib.closing(renderer) if renderer is not None else contextlib.nullcontext(),
+        Workers(n, rargs.bounds) if n > 1 else contextlib.nullcontext() as pool,
         targs.open_ledger() as ledger,
         connect(targs.engine, Path(targs.state_dir)) as conn,
         contextlib.ExitStack() as cleanup,
     ):
-        click.echo(f"target: {conn.describe()}{why_target(targs.engine)}", err=True)
+        click.echo(f"target: {escape(conn.describe())}{why_target(targs.engine)}", err=True)
         target = conn.target
         with target_lock(ledger, target, targs.lock_wait):
             planned: Any
             lookup = None
             known_rows = 0
             if plan_file is not None:
-                plan_file.check_fresh(ledger, target)
+                plan_file.check_fresh(ledger, target, conn.config.namespace)
                 planned = plan_file.planned()
             else:
                 assert renderer is not None
@@ -156,13 +172,18 @@ def command(
                 emit(planned, output, {"target": target.to_dict()}, None, False)
                 return
             result = ApplyResult()
+            sent = WorkflowNames()  # the workflows of the runs to send: each must exist in the target
             with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir), batch_size) as spool:
                 if pool is not None:
                     assert renderer is not None
-                    count = spool_parallel(renderer, planned, spool, options, result, pool, conn.config.namespace)
+                    count = spool_parallel(renderer, planned, spool, options, result, pool, conn.config.namespace, sent)
                 else:
-                    count = spool.write(select(planned, options, result))  # renders and validates everything
+                    count = spool.write(select(planned, options, result, sent))  # renders and validates everything
+                result.to_send = count
                 click.echo(summary_line(result.counts), err=True)
+                checked = workflows.check(conn, sent)  # before anything is sent: Hatchet drops unknown names silently
+                if checked.note:
+                    click.echo(f"note: {checked.note}", err=True)
                 if lookup is not None:
                     lookup_warnings(planned, lookup, known_rows, targs.warn_age)
                 confirm(f"submit {count} run(s) to {conn.describe()}", yes or count == 0)
@@ -174,11 +195,12 @@ def command(
                 if count:
                     Executor(ledger, target, conn.hatchet.admin, options, progress, result).run(spool)
                     progress(result, final=True)
+    result.seconds = time.monotonic() - started
     report(result, output)
     ctx.exit(result.exit_code)
 
 
-def _workers(renderer: Renderer | None, workers: int, threshold: int) -> int:
+def _workers(renderer: Rendering | None, workers: int, threshold: int) -> int:
     """How many processes render: 1 (this one) for a saved plan or below the threshold."""
     if renderer is None or renderer.prepare() < threshold or not sys.executable:
         return 1

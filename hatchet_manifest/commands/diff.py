@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import sys
 import tempfile
 from collections import Counter
@@ -17,16 +18,19 @@ import click
 from hatchet_manifest.commands.options import RenderArgs, render_options, say_warnings
 from hatchet_manifest.commands.session import TargetArgs, target_lock, target_options, why_target
 from hatchet_manifest.errors import ConfigError
-from hatchet_manifest.ledger import Ledger, Target
-from hatchet_manifest.manifest.render import Renderer
+from hatchet_manifest.ledger import Ledger, Target, open_ledger
+from hatchet_manifest.ledger.values import NoLedgerError
+from hatchet_manifest.manifest.sandbox import BoundedRenderer, Rendering
 from hatchet_manifest.output import write_plan_json, write_plan_text
-from hatchet_manifest.plan.baseline import LedgerBaseline, RenderedBaseline
+from hatchet_manifest.plan import workflows
+from hatchet_manifest.plan.baseline import LedgerBaseline, RenderedBaseline, SettledBaseline
 from hatchet_manifest.plan.gitbase import checkout_paths
 from hatchet_manifest.plan.lookup import EngineLookup, lookup_since
 from hatchet_manifest.plan.planfile import PlanWriter
 from hatchet_manifest.plan.planner import ACTIONS, Plan, PlannedRun, summary_line
-from hatchet_manifest.plan.reconcile import reconcile, unsettled
-from hatchet_manifest.plan.target import Connection, connect
+from hatchet_manifest.plan.reconcile import preview_settled, reconcile, unsettled
+from hatchet_manifest.plan.target import EMBEDDED_ADDRESS, Connection, choose_mode, connect, embedded_db
+from hatchet_manifest.text import escape
 
 EXIT_CHANGES = 2
 
@@ -71,7 +75,7 @@ def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float 
     if report.adopted:
         click.echo(f"reconciled: {report.adopted} run(s) of unknown fate were found in the engine", err=True)
     for error in report.errors:
-        click.echo(f"warning: {error}", err=True)
+        click.echo(f"warning: {escape(error)}", err=True)
     if report.still_unknown:
         click.echo(
             f"warning: {len(report.still_unknown)} run(s) have an unknown fate (see `?` below); "
@@ -81,9 +85,16 @@ def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float 
 
 
 def target_plan(
-    renderer: Renderer, ledger: Ledger, conn: Connection, names: list[str], targs: TargetArgs
+    renderer: Rendering,
+    ledger: Ledger,
+    conn: Connection,
+    names: list[str],
+    targs: TargetArgs,
+    baseline: LedgerBaseline | None = None,
+    write: bool = True,
 ) -> tuple[Plan, EngineLookup | None, int]:
-    """The plan against the target's ledger, with the engine lookup unless turned off."""
+    """The plan against the target's ledger, with the engine lookup unless turned off. `write`: runs found in
+    the engine are adopted into the ledger (apply); without, they are only planned (diff)."""
     known_rows = ledger.count(conn.target)
     lookup = None
     if targs.no_engine_lookup:
@@ -92,9 +103,48 @@ def target_plan(
             err=True,
         )
     else:
-        lookup = EngineLookup(conn, ledger, conn.target, lookup_since(targs.lookup_window))
-    baseline = LedgerBaseline(ledger, conn.target)
+        lookup = EngineLookup(conn, ledger, conn.target, lookup_since(targs.lookup_window), adopt=write)
+    baseline = baseline or LedgerBaseline(ledger, conn.target)
     return Plan(renderer.runs(), baseline, names, conn.config.namespace, lookup), lookup, known_rows
+
+
+@contextlib.contextmanager
+def preview_ledger(targs: TargetArgs) -> Iterator[Ledger]:
+    """The target's ledger opened read-only (a preview writes nothing, not even a migration); a ledger that does
+    not exist yet is an empty one, and none is created."""
+    try:
+        ledger = open_ledger(targs.ledger, Path(targs.state_dir), readonly=True)
+    except NoLedgerError:
+        with (
+            tempfile.TemporaryDirectory(prefix="hatchet-manifest-empty-") as tmp,
+            open_ledger(Path(tmp) / "ledger.db", Path(tmp)) as empty,
+        ):
+            yield empty
+        return
+    with ledger:
+        yield ledger
+
+
+def _no_embedded_engine(targs: TargetArgs) -> bool:
+    """The target is the embedded engine of a state dir that has none yet (nothing was ever applied there)."""
+    return choose_mode(targs.engine, os.environ) == "embedded" and not embedded_db(Path(targs.state_dir)).exists()
+
+
+def preview_settle(ledger: Ledger, conn: Connection, names: list[str]) -> SettledBaseline:
+    """The ledger as the next apply's reconciliation would leave it, without writing or locking (diff)."""
+    rows = unsettled(ledger, conn.target, names)
+    found, errors = preview_settled(conn, rows)
+    for error in errors:
+        click.echo(f"warning: {escape(error)}", err=True)
+    if found:
+        click.echo(f"{len(found)} run(s) of unknown fate were found in the engine; apply will record them", err=True)
+    still = len(rows) - len(found)
+    if still:
+        click.echo(
+            f"warning: {still} run(s) have an unknown fate (see `?` below); `apply --resubmit-unknown` sends them again",
+            err=True,
+        )
+    return SettledBaseline(ledger, conn.target, found)
 
 
 def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, warn_age: timedelta) -> None:
@@ -103,15 +153,17 @@ def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, wa
     report = lookup.report
     adopted = sum(report.adopted.values())
     stamped = sum(report.stamped.values())
+    done = "were adopted" if lookup.adopt else "were found there (apply records them in the ledger)"
     if known_rows == 0 and (stamped or adopted):
         click.echo(
             f"warning: the ledger had no record of this target, but the engine holds runs stamped by "
-            f"hatchet-manifest; {adopted} were adopted. Share one ledger between CI jobs "
+            f"hatchet-manifest; {adopted} {done}. Share one ledger between CI jobs "
             "(--ledger postgresql://...) so that runs older than the engine keeps are not re-created.",
             err=True,
         )
     elif adopted:
-        click.echo(f"adopted {adopted} run(s) found in the engine that the ledger did not know", err=True)
+        what = "adopted" if lookup.adopt else "found (apply records them)"
+        click.echo(f"{what} {adopted} run(s) in the engine that the ledger did not know", err=True)
     cutoff = datetime.now(UTC) - warn_age
     for manifest, creates in sorted(plan.creates.items()):
         oldest = report.oldest.get(manifest)
@@ -124,15 +176,23 @@ def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, wa
             )
 
 
+def preflight_names(conn: Connection, plan: Plan) -> None:
+    """Check the workflows of the runs the plan would send exist in the target (raises ManifestError listing the
+    runs of each missing one), or say why nothing was checked."""
+    result = workflows.check(conn, plan.workflows)
+    if result.note:
+        click.echo(f"note: {result.note}", err=True)
+
+
 def plan_against_base(
-    rargs: RenderArgs, renderer: Renderer, base: str, names: list[str]
+    rargs: RenderArgs, renderer: Rendering, base: str, names: list[str]
 ) -> tuple[Plan, RenderedBaseline]:
     """The plan against the same manifests at git revision `base`, and that baseline (close it after)."""
     with tempfile.TemporaryDirectory(prefix="hatchet-manifest-base-") as tmp:
         paths = checkout_paths(base, list(rargs.paths), Path(tmp))
         base_manifests = dataclasses.replace(rargs, paths=tuple(paths)).load() if paths else []
-        base_renderer = Renderer(base_manifests, renderer.values, renderer.limits, schema_dir=None)
-        baseline = RenderedBaseline(base_renderer.runs())
+        with BoundedRenderer(base_manifests, renderer.values, renderer.limits, None, bounds=rargs.bounds) as based:
+            baseline = RenderedBaseline(based.runs())  # rendered under the same bounds as the head
     return Plan(renderer.runs(), baseline, names), baseline
 
 
@@ -164,6 +224,21 @@ def command(
     rargs = RenderArgs.from_kwargs(kw)
     targs = TargetArgs.from_kwargs(kw)
     renderer = rargs.renderer()  # a saved plan flags runs that use secret() and never holds their values
+    with contextlib.closing(renderer):
+        _diff(ctx, rargs, targs, renderer, base, output, detailed_exitcode, out, show_unchanged)
+
+
+def _diff(
+    ctx: click.Context,
+    rargs: RenderArgs,
+    targs: TargetArgs,
+    renderer: Rendering,
+    base: str | None,
+    output: str,
+    detailed_exitcode: bool,
+    out: str | None,
+    show_unchanged: bool,
+) -> None:
     renderer.prepare()
     names = [m.name for m in renderer.manifests]
     if base is not None:
@@ -172,16 +247,23 @@ def command(
         plan, baseline = plan_against_base(rargs, renderer, base, names)
         with contextlib.closing(baseline):
             summary = emit(plan, output, {"base": base}, None, show_unchanged)
+    elif _no_embedded_engine(targs) and not out:  # --out needs a target: the embedded engine is made for it
+        db = embedded_db(Path(targs.state_dir))
+        click.echo(f"target: the embedded engine (none yet at {escape(str(db))}: every run is new)", err=True)
+        with preview_ledger(targs) as ledger:
+            plan = Plan(renderer.runs(), LedgerBaseline(ledger, Target("", EMBEDDED_ADDRESS)), names)
+            summary = emit(plan, output, {"target": None}, None, show_unchanged)
     else:
         with (
-            targs.open_ledger() as ledger,
+            preview_ledger(targs) as ledger,
             connect(targs.engine, Path(targs.state_dir)) as conn,
             contextlib.ExitStack() as cleanup,
         ):
-            click.echo(f"target: {conn.describe()}{why_target(targs.engine)}", err=True)
-            settle(ledger, conn, names, targs.lock_wait, targs.settle_grace)
+            click.echo(f"target: {escape(conn.describe())}{why_target(targs.engine)}", err=True)
+            # A preview: no lock is taken and nothing is written, so a running apply never blocks it.
+            settled = preview_settle(ledger, conn, names)
             target: Target = conn.target
-            plan, lookup, known_rows = target_plan(renderer, ledger, conn, names, targs)
+            plan, lookup, known_rows = target_plan(renderer, ledger, conn, names, targs, settled, write=False)
             if lookup is not None:
                 cleanup.callback(lookup.close)
             writer = PlanWriter(Path(out), target, conn.config.namespace) if out else None
@@ -190,6 +272,7 @@ def command(
                 writer.finish(dict(summary), lambda keys: ledger.state_digest(target, keys))
                 click.echo(f"plan saved to {out}", err=True)
             lookup_warnings(plan, lookup, known_rows, targs.warn_age)
+            preflight_names(conn, plan)
     say_warnings(renderer)
     changes = sum(summary[a] for a in ("create", "changed", "removed", "unknown"))
     if detailed_exitcode and changes:

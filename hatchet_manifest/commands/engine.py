@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
 import click
-from hatchet_client.engine import DEFAULT_PORT, Engine, EngineError, RunStore, ServerTLS, issue_token
+from hatchet_client.engine import DEFAULT_PORT, Engine, EngineError, RunStore, ServerTLS, StoredRun, issue_token
 
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.output import write_records
 
 DEFAULT_DB = Path(".hatchet-manifest") / "engine.db"
-RUN_COLUMNS = ["run_id", "workflow_name", "priority", "received_at", "additional_metadata", "input"]
+RUN_COLUMNS = [
+    "run_id",
+    "workflow_name",
+    "status",
+    "priority",
+    "received_at",
+    "finished_at",
+    "error",
+    "additional_metadata",
+    "input",
+]
 
 db_option = click.option(
     "--db",
@@ -142,6 +153,15 @@ def runs(db: Path, output: str, workflow: str | None, metadata: tuple[str, ...])
         if not sep or not key:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--metadata")
         pairs[key] = value
-    with _engine_errors(), RunStore(db) as store:
-        records = (run.to_dict() for run in store.list_runs(workflow=workflow, metadata=pairs))
-        write_records(records, output, sys.stdout, RUN_COLUMNS)
+    with (
+        _engine_errors(),
+        RunStore(db) as store,
+        contextlib.closing(_generator(store.list_runs(workflow, pairs))) as listed,
+    ):
+        # closed before the store: a reader that goes away (`| head`) ends the listing while its database is open
+        write_records((run.to_dict() for run in listed), output, sys.stdout, RUN_COLUMNS)
+
+
+def _generator(runs: Iterator[StoredRun]) -> Generator[StoredRun, None, None]:
+    """`runs` as a generator (which `contextlib.closing` can close)."""
+    yield from runs

@@ -9,10 +9,25 @@ from typing import Any, TypeVar
 
 import click
 
-from hatchet_manifest.manifest.loader import LoadedManifest, load
-from hatchet_manifest.manifest.render import Renderer
+from hatchet_manifest.commands.allow import ALLOW_OPTIONS, configure_access
+from hatchet_manifest.manifest.loader import LoadedManifest, load, load_partial
+from hatchet_manifest.manifest.render import raise_with
 from hatchet_manifest.manifest.rendered import Limits
+from hatchet_manifest.manifest.sandbox import (
+    MEMORY_ENV,
+    MIN_MEMORY,
+    TIMEOUT_ENV,
+    WORKER_MODULE,
+    BoundedProcess,
+    BoundedRenderer,
+    RenderBounds,
+    Rendering,
+    human_size,
+    parse_seconds,
+    parse_size,
+)
 from hatchet_manifest.manifest.selector import Selector
+from hatchet_manifest.manifest.validate import DEFAULT_SCHEMA_DIR
 from hatchet_manifest.manifest.values import Values
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -26,7 +41,11 @@ class RenderArgs:
     set_string: tuple[str, ...]
     selector: tuple[str, ...]
     max_runs: int
-    schema_dir: str
+    schema_dir: str | None
+    allow_env: tuple[str, ...]
+    allow_secret: tuple[str, ...]
+    render_memory: int
+    render_timeout: float
 
     @classmethod
     def from_kwargs(cls, kw: dict[str, Any]) -> RenderArgs:
@@ -36,18 +55,92 @@ class RenderArgs:
         selector = Selector.parse(self.selector) if self.selector else None
         return load(self.paths, selector)
 
-    def renderer(self, reveal_secrets: bool = False) -> Renderer:
-        return Renderer(
-            self.load(),
+    @property
+    def bounds(self) -> RenderBounds:
+        """What one render may use as a whole (--render-memory, --render-timeout)."""
+        return RenderBounds(self.render_memory, self.render_timeout)
+
+    def renderer(self, reveal_secrets: bool = False) -> BoundedRenderer:
+        """The renderer of the manifests, rendering in a bounded worker process (started first, so that its
+        imports overlap the loading); when some manifests do not load, the others are rendered too and every
+        problem is raised at once. Close it (or use it as a context manager) to stop its worker."""
+        configure_access(self.allow_env, self.allow_secret)  # a bad allow-list name is refused before a worker starts
+        process = BoundedProcess(WORKER_MODULE, self.bounds)
+        try:
+            selector = Selector.parse(self.selector) if self.selector else None
+            manifests, problems = load_partial(self.paths, selector)
+        except BaseException:
+            process.stop()
+            raise
+        renderer = self._renderer(manifests, reveal_secrets, process)
+        if problems:
+            raise_with(renderer, problems)
+        return renderer
+
+    def _renderer(
+        self, manifests: list[LoadedManifest], reveal_secrets: bool, process: BoundedProcess | None = None
+    ) -> BoundedRenderer:
+        return BoundedRenderer(
+            manifests,
             Values(self.values, self.set, self.set_string),
-            Limits(max_runs=self.max_runs),
-            Path(self.schema_dir),
+            Limits(max_runs=self.max_runs, access=configure_access(self.allow_env, self.allow_secret)),
+            # --schema-dir as given is relative to the current directory; the default, to the manifests' repository
+            Path(self.schema_dir).absolute() if self.schema_dir is not None else DEFAULT_SCHEMA_DIR,
             reveal_secrets=reveal_secrets,
+            bounds=self.bounds,
+            process=process,
         )
 
 
+def _size(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    """`1GiB`, `512MiB`, checked when the command line is read (exit 2)."""
+    try:
+        size = parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    if size < MIN_MEMORY:
+        raise click.BadParameter(f"at least {human_size(MIN_MEMORY)} (the render worker needs about 50)", ctx, param)
+    return size
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """`60s`, `2m`, checked when the command line is read (exit 2)."""
+    try:
+        seconds = parse_seconds(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    if not seconds > 0:
+        raise click.BadParameter("must be positive", ctx, param)
+    return seconds
+
+
+RENDER_BOUND_OPTIONS = [
+    click.option(
+        "--render-memory",
+        envvar=MEMORY_ENV,
+        default="1GiB",
+        show_default=True,
+        metavar="SIZE",
+        callback=_size,
+        help="The memory one render may use as a whole (the address space of the worker process it runs in), "
+        f"e.g. 512MiB, 2GiB (env {MEMORY_ENV}).",
+    ),
+    click.option(
+        "--render-timeout",
+        envvar=TIMEOUT_ENV,
+        default="60s",
+        show_default=True,
+        metavar="DURATION",
+        callback=_seconds,
+        help="The CPU time one render may use, and the time the command may wait for it, e.g. 60s, 5m "
+        f"(env {TIMEOUT_ENV}).",
+    ),
+]
+
+
 def render_options(func: F) -> F:
-    """PATH... -f/--values, --set, --set-string, -l/--selector, --max-runs, --schema-dir."""
+    """PATH... -f/--values, --set, --set-string, -l/--selector, --max-runs, --schema-dir, --allow-env,
+    --allow-secret."""
     decorators = [
         click.argument("paths", nargs=-1, required=True, type=click.Path()),
         click.option(
@@ -73,11 +166,13 @@ def render_options(func: F) -> F:
         ),
         click.option(
             "--schema-dir",
-            default="schemas/inputs",
-            show_default=True,
+            default=None,
             type=click.Path(),
-            help="Where input JSON Schemas (<workflow_name>.json) live.",
+            help="Where input JSON Schemas (<workflow_name>.json) live  [default: schemas/inputs in the repository "
+            "holding the manifests]",
         ),
+        *ALLOW_OPTIONS,
+        *RENDER_BOUND_OPTIONS,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
@@ -102,7 +197,7 @@ ledger_option = click.option(
 )
 
 
-def say_warnings(renderer: Renderer) -> None:
+def say_warnings(renderer: Rendering) -> None:
     """The renderer's warnings (e.g. a secret not set in a preview), on stderr; never fatal."""
     for warning in renderer.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any
 
@@ -17,13 +18,14 @@ from hatchet_manifest.output import FORMATS, run_row, write_records
 def command(output: str, **kw: Any) -> None:
     """Print the rendered runs: {key, workflow_name, input, options}. Secrets show as ***.
 
-    Runs stream as they are rendered; when any run is invalid the problems are listed on stderr
-    after the output and the exit code is 1.
+    `json` and `yaml` are printed once every run is rendered and valid: when any run is invalid, stdout stays
+    empty, the problems are listed on stderr and the exit code is 1. `jsonl` and `table` stream as the runs are
+    rendered (whole lines), the problems listed after them.
     """
     args = RenderArgs.from_kwargs(kw)
-    renderer = args.renderer()
-    records = (r.to_dict() for r in renderer.runs())
-    if output == "table":
-        records = (run_row(r) for r in records)
-    write_records(records, output, sys.stdout)
+    with contextlib.closing(args.renderer()) as renderer:
+        records = (r.to_dict() for r in renderer.runs())
+        if output == "table":
+            records = (run_row(r) for r in records)
+        write_records(records, output, sys.stdout)
     say_warnings(renderer)

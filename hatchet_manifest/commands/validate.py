@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import click
@@ -14,7 +15,7 @@ from hatchet_manifest.commands.options import RenderArgs, render_options, say_wa
 def command(**kw: Any) -> None:
     """Check manifests: structure, templates, rendered runs and input schemas. Exit 0 when valid, 1 otherwise."""
     args = RenderArgs.from_kwargs(kw)
-    renderer = args.renderer()
-    count = sum(1 for _ in renderer.runs())
+    with contextlib.closing(args.renderer()) as renderer:
+        count = renderer.count()  # in the render worker: no run comes back
     say_warnings(renderer)
     click.echo(f"{len(renderer.manifests)} manifest(s), {count} run(s): valid", err=True)

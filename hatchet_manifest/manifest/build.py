@@ -4,11 +4,14 @@ input schema, each failure recorded with its location."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
+from hatchet_manifest.manifest.caps import text_size
 from hatchet_manifest.manifest.compile import DuplicateKeyError
 from hatchet_manifest.manifest.entries import AnyEntry, Entry, ProblemLog, Skip, TemplateEntry, default_key
 from hatchet_manifest.manifest.model import TemplateItem
+from hatchet_manifest.manifest.opaque import unveil
 from hatchet_manifest.manifest.rendered import Limits, RenderedRun, canonical_json
 from hatchet_manifest.manifest.validate import (
     SchemaRegistry,
@@ -23,6 +26,27 @@ from hatchet_manifest.manifest.validate import (
     schema_errors,
     small_flat_json,
 )
+from hatchet_manifest.scrub import registered, scrub
+
+CRASH_ENV = "HATCHET_MANIFEST_CRASH_AT"  # test hook: "render-bug:<ordinal>", a bug while revealing that item
+
+
+def _bug_at() -> int | None:
+    point, _, ordinal = os.environ.get(CRASH_ENV, "").partition(":")
+    return int(ordinal) if point == "render-bug" and ordinal.isdigit() else None
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    """Whether `path` is one of `roots` or inside one."""
+    return any(path == r or path.startswith((r + ".", r + "[")) for r in roots)
+
+
+def secret_in_key(key: str | None) -> str | None:
+    """The problem with a key holding a secret's value (from --set, a values file or the manifest's text): a key is
+    shown everywhere and recorded in the ledger, where no secret may be."""
+    if key is not None and registered() and scrub(key) != key:
+        return "holds the value of a secret (from --set, a values file or the manifest): keys are shown and recorded"
+    return None
 
 
 class RunBuilder:
@@ -32,6 +56,7 @@ class RunBuilder:
         self.limits = limits
         self.schemas = schemas
         self.log = log
+        self._bug_at = _bug_at()
 
     def build(self, entry: Entry, values: list[Any], where: str) -> RenderedRun:
         bad = False
@@ -46,11 +71,17 @@ class RunBuilder:
         except DuplicateKeyError as exc:
             self.log.at(entry, where, exc.path, "two keys render to the same name", tuple(exc.path.split(".")))
             raise Skip() from None
+        masked: list[str] | None = None
+        if entry.uses_secret:  # secrets masked: what is previewed, digested and planned
+            masked = []
+            data = unveil(data, False, "input", masked)
+            raw_metadata = unveil(raw_metadata, False, "options.additional_metadata", masked)
         if not isinstance(data, dict):
             self.log.at(entry, where, "input", f"must be an object, got {describe(data)}", ("input",))
             raise Skip()
         small = small_flat_json(data, self.limits.max_request_bytes)
         if not small:
+            self.refuse_huge(entry, where, data)
             for path, message in check_json(data, "input"):
                 self.log.at(entry, where, path, message, ("input", *path.split(".")[1:2]))
                 bad = True
@@ -62,7 +93,7 @@ class RunBuilder:
         if bad or metadata is None:
             raise Skip()
         key = self.key(entry, values, workflow, data, metadata, where)
-        self.check_size_and_schema(entry, where, workflow, data, metadata, small)
+        self.check_size_and_schema(entry, where, workflow, data, metadata, small, masked)
         return RenderedRun(
             key,
             workflow,
@@ -77,6 +108,16 @@ class RunBuilder:
             None,
             entry.uses_secret,  # positional: a keyword costs a tenth of building the run
         )
+
+    def refuse_huge(self, entry: Entry, where: str, data: Any) -> None:
+        """Skip a run whose input is far over the request limit before anything walks all of it: a template can
+        build a list holding one long string many times, which checking or encoding would write out whole."""
+        limit = self.limits.max_request_bytes
+        if text_size(data, 8 * limit)[0] > 8 * limit:  # its JSON text has more than half as many bytes
+            self.log.at(
+                entry, where, "input", f"the run's request is more than {4 * limit} bytes, over the {limit}-byte limit"
+            )
+            raise Skip()
 
     def metadata(self, entry: AnyEntry, raw: Any, where: str) -> dict[str, str] | None:
         if not isinstance(raw, dict):
@@ -125,7 +166,7 @@ class RunBuilder:
         if entry.key is None:
             return default_key(entry, workflow, data, metadata)
         key, error = check_key(entry.key.build(values))
-        if key is None:
+        if key is None or (error := secret_in_key(key)):
             self.log.at(entry, where, "key", str(error), ("key",))
             raise Skip()
         return key
@@ -138,7 +179,11 @@ class RunBuilder:
         data: dict[str, Any],
         metadata: dict[str, str],
         small: bool = False,
+        masked: list[str] | None = None,
+        revealed: bool = False,
     ) -> None:
+        """`masked`: the paths of masked secrets (a preview cannot judge them: the apply validates their values);
+        `revealed`: the values are real secrets (the messages are scrubbed of them)."""
         if not small and may_be_large(data, self.limits.max_request_bytes):
             size = request_size(workflow, canonical_json(data), canonical_json(metadata))  # as sent: compact
             if size > self.limits.max_request_bytes:
@@ -154,23 +199,38 @@ class RunBuilder:
             validator = (
                 self.schemas.for_source(source, entry.manifest.base_dir)
                 if source is not None
-                else self.schemas.for_workflow(workflow)
+                else self.schemas.for_workflow(workflow, entry.manifest.file)
             )
         except ValueError as exc:
             self.log.at(entry, where, "input_schema", str(exc), ("input_schema",))
             raise Skip() from None
         if validator is not None:
             errors = list(schema_errors(validator, data))
+            if masked:
+                errors = [(path, message) for path, message in errors if not _under(path, masked)]
             for path, message in errors:
-                self.log.at(entry, where, path, message, ("input", *path.split(".")[1:2]))
+                self.log.at(
+                    entry, where, path, scrub(message) if revealed else message, ("input", *path.split(".")[1:2])
+                )
             if errors:
                 raise Skip()
 
     def with_secrets(self, entry: Entry, run: RenderedRun, values: list[Any], where: str) -> RenderedRun:
-        data = entry.input.build(values)
-        metadata = self.metadata(entry, entry.metadata.build(values), where)
+        """`run` (its preview) with the values of its secrets, from the values of a revealing evaluation; what
+        is sent is validated as the preview was (JSON, metadata, size, input schema), messages scrubbed."""
+        data = unveil(entry.input.build(values), True)
+        if self._bug_at is not None and self.log.ordinal == self._bug_at:  # a bug whose message holds the values
+            raise RuntimeError(f"simulated bug ({CRASH_ENV}) while revealing {data!r}")
+        metadata = self.metadata(entry, unveil(entry.metadata.build(values), True), where)
         if metadata is None:
             raise Skip()
+        bad = False
+        for path, message in check_json(data, "input"):
+            self.log.at(entry, where, path, scrub(message), ("input", *path.split(".")[1:2]))
+            bad = True
+        if bad:
+            raise Skip()
+        self.check_size_and_schema(entry, where, run.workflow_name, data, metadata, revealed=True)
         return dataclasses.replace(
             run,
             secret_input=data if data != run.input else None,
@@ -196,6 +256,7 @@ class RunBuilder:
         key: str | None = None
         if item.key is not None:
             key, error = check_key(item.key)
+            error = error or secret_in_key(key)
             if error:
                 self.log.at(entry, where, "key", error)
                 bad = True

@@ -15,7 +15,42 @@ from typing import Any
 from jinja2 import Template, nodes
 from jinja2.runtime import Context
 
+from hatchet_manifest.manifest.opaque import WHY, SecretUseError
 from hatchet_manifest.manifest.template import MAX_VALUE_LEN, Environment, render_capped
+
+# Where secret() may appear: values inside `input` and `options.additional_metadata`, which are sent (and
+# previewed masked). Everywhere else its value would decide something or be shown (see `secret_refusal`).
+_SECRET_VALUES = ("input.", "input[", "options.additional_metadata.")
+_SECRET_FIELDS = {
+    "workflow_name": "workflow_name: the preview would name another workflow than the apply",
+    "key": "a key: a run's key is its identity, shown in every preview, plan and ledger",
+    "when": "a condition (when): " + WHY,
+    "options.priority": "options.priority: " + WHY,
+    "for_each": "a loop (for_each): " + WHY,
+    "matrix": "a matrix: " + WHY,
+}
+
+
+def calls_secret(ast: nodes.Node) -> nodes.Name | None:
+    """The first use of the `secret` helper in a parsed template (every use of a global is a Name node: vars and
+    values are data, so a secret can reach a template only through it)."""
+    for name in ast.find_all(nodes.Name):
+        if name.name == "secret" and name.ctx == "load":
+            return name
+    return None
+
+
+def secret_refusal(path: str, is_key: bool) -> str | None:
+    """Why secret() may not be used in the leaf at `path` (a mapping key when `is_key`), or None."""
+    if is_key:
+        return "secret() cannot be used in a mapping's key: keys are shown in every preview"
+    if path.startswith(_SECRET_VALUES):
+        return None
+    field = path.split("[")[0] if path.startswith(("for_each", "matrix")) else path
+    for prefix, why in _SECRET_FIELDS.items():
+        if field == prefix or field.startswith(prefix + "."):
+            return f"secret() cannot be used in {why}; a secret can only be a value in input or metadata"
+    return f"secret() cannot be used in {path}; a secret can only be a value in input or metadata"
 
 
 class Tree:
@@ -98,6 +133,8 @@ class LeafError(Exception):
     """Evaluating one leaf failed."""
 
     def __init__(self, leaf: LeafInfo, cause: BaseException) -> None:
+        if isinstance(cause, MemoryError):  # not a problem of the leaf: the render's memory ran out (sandbox.py)
+            raise cause
         self.leaf = leaf
         self.cause = cause
         super().__init__(f"{leaf.path}: {cause}")
@@ -105,6 +142,18 @@ class LeafError(Exception):
 
 def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
+
+
+def unknown_names(env: Environment, ast: nodes.Node) -> str | None:
+    """Why a template cannot compile for naming a filter or test that does not exist (found before Jinja's
+    code generator does, so that the error names the leaf), or None."""
+    for node in ast.find_all(nodes.Filter):
+        if node.name not in env.filters:
+            return f"no filter named {node.name!r}"
+    for test in ast.find_all(nodes.Test):
+        if test.name not in env.tests:
+            return f"no test named {test.name!r}"
+    return None
 
 
 @dataclass
@@ -118,12 +167,15 @@ class Compiler:
     blocks: list[tuple[Template, LeafInfo]] = field(default_factory=list)
     names: set[str] = field(default_factory=set)
 
-    def tree(self, value: Any, loc: tuple[str | int, ...], path: str) -> Tree:
+    def tree(self, value: Any, loc: tuple[str | int, ...], path: str, is_key: bool = False) -> Tree:
         if isinstance(value, str):
-            return self.leaf(value, loc, path) if is_template(value) else Const(value)
+            return self.leaf(value, loc, path, is_key) if is_template(value) else Const(value)
         if isinstance(value, dict):
             items = tuple(
-                (self.tree(k, (*loc, k), f"{path}.{k}" if path else k), self.tree(v, (*loc, k), _join(path, k)))
+                (
+                    self.tree(k, (*loc, k), f"{path}.{k}" if path else k, is_key=True),
+                    self.tree(v, (*loc, k), _join(path, k)),
+                )
                 for k, v in value.items()
             )
             if all(isinstance(k, Const) and isinstance(v, Const) for k, v in items):
@@ -136,12 +188,19 @@ class Compiler:
             return ListT(subtrees)
         return Const(value)
 
-    def leaf(self, source: str, loc: tuple[str | int, ...], path: str) -> Tree:
+    def leaf(self, source: str, loc: tuple[str | int, ...], path: str, is_key: bool = False) -> Tree:
         info = LeafInfo(path, self.line_of(loc), source)
         try:
             ast = self.env.parse(source)
         except Exception as exc:  # noqa: BLE001 - TemplateSyntaxError and friends, reported with the leaf's line
             raise LeafError(info, exc) from None
+        unknown = unknown_names(self.env, ast)
+        if unknown is not None:
+            raise LeafError(info, RenderProblem(unknown))
+        if calls_secret(ast) is not None:
+            refusal = secret_refusal(path, is_key)
+            if refusal is not None:
+                raise LeafError(info, SecretUseError(refusal))
         self.names.update(n.name for n in ast.find_all(nodes.Name))
         body = ast.body
         if len(body) == 1 and isinstance(body[0], nodes.Output):
@@ -157,7 +216,11 @@ class Compiler:
             self.expr_leaves.append(info)
             return Slot(len(self.exprs) - 1)
         # Blocks ({% if %}, {% for %}): rendered as a string; slots numbered after the expressions (see finish).
-        self.blocks.append((self.env.from_string(ast), info))
+        try:
+            block = self.env.from_string(ast)
+        except Exception as exc:  # noqa: BLE001 - compile-time errors of the block, reported with the leaf's line
+            raise LeafError(info, exc) from None
+        self.blocks.append((block, info))
         return Slot(-len(self.blocks))
 
     def finish(self) -> Program:
@@ -193,11 +256,16 @@ class Program:
     def run(self, ctx: Context, local: dict[str, Any]) -> list[Any]:
         """All leaf values, expressions first then blocks (negative slots count from the end)."""
         ctx.vars = local
+        env = self.env
+        spent, exhausted = env.ops, env.exhausted
         try:
             for _ in self._template.root_render_func(ctx):
                 pass
             values: list[Any] = ctx.vars["result"]
+        except MemoryError:
+            raise
         except Exception:  # noqa: BLE001 - evaluate leaf by leaf to name the one that failed
+            env.ops, env.exhausted = spent, exhausted  # the leaves run again: the failed pass is not charged twice
             values = self._locate(ctx, local)
         if self.blocks:
             values = list(values)

@@ -9,12 +9,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hatchet_manifest.errors import ManifestError, Problem
+from hatchet_manifest.errors import ConfigError, ManifestError, Problem
 from hatchet_manifest.manifest.model import Manifest
 from hatchet_manifest.manifest.selector import Selector
+from hatchet_manifest.manifest.values import read_limited
 from hatchet_manifest.manifest.yamlsafe import Document, Path_, YamlError, parse_documents
 
 SUFFIXES = (".yaml", ".yml")
+MAX_MANIFEST_FILE = 64 << 20  # bytes
 
 
 @dataclass(frozen=True)
@@ -39,17 +41,34 @@ class LoadedManifest:
 
 def find_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
     """Files named on the command line, and `*.yaml`/`*.yml` below directories, in a stable order."""
-    files: list[Path] = []
+    found, problems = _find(paths)
+    return [path for path, _ in found], problems
+
+
+def _find(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, bool]], list[Problem]]:
+    """(file, named on the command line) pairs: a file found in a directory may be data (a values file)."""
+    files: list[tuple[Path, bool]] = []
     problems: list[Problem] = []
+    seen: dict[Path, int] = {}  # a file named twice (or inside a directory also named) is read once
+
+    def add(file: Path, named: bool = False) -> None:
+        real = file.resolve()
+        if real not in seen:
+            seen[real] = len(files)
+            files.append((file, named))
+        elif named:
+            files[seen[real]] = (files[seen[real]][0], True)
+
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and p.is_file())
             if not found:
                 problems.append(Problem(str(path), None, "no *.yaml or *.yml files in this directory"))
-            files.extend(found)
-        elif path.is_file():
-            files.append(path)
+            for file in found:
+                add(file)
+        elif path.exists():
+            add(path, named=True)
         else:
             problems.append(Problem(str(path), None, "no such file or directory"))
     return files, problems
@@ -111,9 +130,23 @@ def pydantic_problems(exc: ValidationError, doc: Document) -> list[Problem]:
     return problems
 
 
+def _declares_manifest(data: Any) -> bool:
+    return isinstance(data, dict) and ("apiVersion" in data or "kind" in data)
+
+
 def load_document(doc: Document) -> tuple[LoadedManifest | None, list[Problem]]:
     if not isinstance(doc.data, dict):
         return None, [Problem(doc.file, doc.line, "a manifest must be a mapping (apiVersion, kind, metadata, runs)")]
+    if doc.data.get("kind") == "Plan" and str(doc.data.get("apiVersion", "")).startswith("hatchet-manifest/"):
+        return None, [Problem(doc.file, doc.line, "a saved plan, not a manifest: apply it with `apply PLAN.json`")]
+    if not _declares_manifest(doc.data):
+        return None, [
+            Problem(
+                doc.file,
+                doc.line,
+                "not a manifest: it has no apiVersion or kind (a values file? pass it with -f/--values)",
+            )
+        ]
     try:
         return LoadedManifest(Manifest.model_validate(doc.data), doc), []
     except ValidationError as exc:
@@ -122,18 +155,30 @@ def load_document(doc: Document) -> tuple[LoadedManifest | None, list[Problem]]:
 
 def load(paths: Iterable[str | Path], selector: Selector | None = None) -> list[LoadedManifest]:
     """Load every manifest under `paths`; raises ManifestError listing all problems found."""
-    files, problems = find_files(paths)
+    manifests, problems = load_partial(paths, selector)
+    if problems:
+        raise ManifestError(problems)
+    return manifests
+
+
+def load_partial(
+    paths: Iterable[str | Path], selector: Selector | None = None
+) -> tuple[list[LoadedManifest], list[Problem]]:
+    """The manifests under `paths` that load, and the problems of those that do not (so that the valid ones can
+    still be rendered and every problem reported at once)."""
+    files, problems = _find(paths)
     manifests: list[LoadedManifest] = []
-    for file in files:
+    for file, named in files:
         try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Problem(str(file), None, f"cannot read: {exc}"))
+            text = read_limited(file, MAX_MANIFEST_FILE, "manifest")
+        except ConfigError as exc:
+            problems.append(Problem("", None, str(exc)))
             continue
         try:
-            for doc in parse_documents(text, str(file)):
-                if doc.data is None:
-                    continue
+            docs = [doc for doc in parse_documents(text, str(file)) if doc.data is not None]
+            if not named and not any(_declares_manifest(doc.data) for doc in docs):
+                continue  # data beside the manifests (a values file), found by a directory scan
+            for doc in docs:
                 loaded, found = load_document(doc)
                 problems.extend(found)
                 if loaded is not None:
@@ -153,8 +198,6 @@ def load(paths: Iterable[str | Path], selector: Selector | None = None) -> list[
                 )
             )
         seen.setdefault(m.name, m)
-    if problems:
-        raise ManifestError(problems)
     if selector is not None:
         manifests = [m for m in manifests if selector.matches(m.model.metadata.labels)]
-    return manifests
+    return manifests, problems

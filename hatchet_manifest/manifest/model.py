@@ -83,6 +83,10 @@ class RunEntry(_Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> RunEntry:
+        if "when" in self.model_fields_set and (
+            self.when is None or (isinstance(self.when, str) and not self.when.strip())
+        ):
+            raise ValueError("`when` is empty: give an expression or true/false, or leave it out")
         if self.template is not None:
             others = [f for f in self.model_fields_set if f not in {"template"}]
             if others:

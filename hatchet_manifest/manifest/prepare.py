@@ -8,7 +8,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hatchet_manifest.manifest.compile import Compiler, LeafError, RenderProblem, template_lineno
+from hatchet_manifest.manifest.compile import (
+    Compiler,
+    LeafError,
+    RenderProblem,
+    calls_secret,
+    is_template,
+    template_lineno,
+)
 from hatchet_manifest.manifest.entries import Entry, ProblemLog, TemplateEntry, info
 from hatchet_manifest.manifest.expand import ExpandError, loop_items, matrix_combos
 from hatchet_manifest.manifest.loader import LoadedManifest, pydantic_problems
@@ -17,6 +24,16 @@ from hatchet_manifest.manifest.rendered import Limits
 from hatchet_manifest.manifest.template import Environment, render_capped
 from hatchet_manifest.manifest.validate import describe
 from hatchet_manifest.manifest.yamlsafe import Document, YamlError, parse_documents
+
+_SECRET_IN_TEMPLATE = (
+    "secret() cannot be used in a template: block: its output is parsed as YAML text, where a secret's value "
+    "could not be kept apart from the text around it (and could change what is parsed); use a structured run "
+    "entry with secret() in input or options.additional_metadata"
+)
+_SECRET_IN_VARS = (
+    "secret() cannot be used in vars: vars are data, never rendered, so this text would be sent as is; call "
+    "secret() in input or options.additional_metadata"
+)
 
 
 class EntryCompiler:
@@ -34,6 +51,8 @@ class EntryCompiler:
         where = f"runs[{index}]"
         line = doc.line_of(("runs", index))
         raw: dict[str, Any] = doc.data["runs"][index]
+        if index == 0:
+            self._secrets_in_vars(m)
         if entry.template is not None:
             return self.template_entry(m, index, entry.template, variables)
         compiler = Compiler(self.env, lambda loc: doc.line_of(("runs", index, *loc)))
@@ -80,11 +99,38 @@ class EntryCompiler:
         cause = exc.cause
         message = getattr(cause, "message", None) or str(cause)
         kind = type(cause).__name__
-        if kind in ("UndefinedError", "TemplateSyntaxError", "SecurityError", "TemplateFunctionError", "RenderProblem"):
+        if kind in (
+            "UndefinedError",
+            "TemplateSyntaxError",
+            "SecurityError",
+            "TemplateFunctionError",
+            "RenderProblem",
+            "SecretUseError",
+        ):
             text = message
+        elif kind == "RecursionError":  # Python's text says where the limit was hit, which varies: not shown
+            text = "RecursionError: maximum recursion depth exceeded (a macro calling itself without end?)"
         else:
             text = f"{kind}: {message}"
         self.log.add(m.file, exc.leaf.line, text, where, exc.leaf.path)
+
+    def _secrets_in_vars(self, m: LoadedManifest) -> None:
+        """secret() in `vars` would never be called: vars are data, not rendered (their text would be sent)."""
+        stack: list[tuple[tuple[str | int, ...], Any]] = [(("vars",), m.model.vars)]
+        while stack:
+            loc, value = stack.pop()
+            if isinstance(value, dict):
+                stack.extend(reversed([((*loc, k), v) for k, v in value.items()]))  # in document order
+            elif isinstance(value, list):
+                stack.extend(reversed([((*loc, i), v) for i, v in enumerate(value)]))
+            elif isinstance(value, str) and "secret" in value and is_template(value):
+                try:
+                    found = calls_secret(self.env.parse(value))
+                except Exception:  # noqa: BLE001 - not a template after all: it is data, as every var is
+                    found = None
+                if found is not None:
+                    path = ".".join(map(str, loc))
+                    self.log.add(m.file, m.doc.line_of(loc), _SECRET_IN_VARS, "", path)
 
     def _static(self, entry: Entry, value: Any, loc: tuple[str | int, ...], path: str, local: dict[str, Any]) -> Any:
         """Evaluate a value that is not per-run (for_each, matrix) in the entry's variables."""
@@ -122,7 +168,13 @@ class EntryCompiler:
         key_line = doc.line_of(("runs", index, "template"))
         where = f"runs[{index}]"
         try:
-            text = render_capped(self.env.from_string(source), variables, self.limits.max_template_bytes)
+            ast = self.env.parse(source)
+            use = calls_secret(ast)
+            if use is not None:
+                self.log.add(m.file, key_line + use.lineno, _SECRET_IN_TEMPLATE, where, "template")
+                return None
+            text = render_capped(self.env.from_string(ast), variables, self.limits.max_template_bytes)
+            self.env.charge(len(text))  # parsing the output as YAML costs far more than writing it
         except Exception as exc:  # noqa: BLE001 - untrusted template code: every failure becomes a located problem
             lineno = template_lineno(exc)
             line = key_line + lineno if lineno else key_line

@@ -8,21 +8,24 @@ collecting every problem, and raises ManifestError at the end if there was any.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hatchet_manifest.errors import Problem
+from hatchet_manifest.errors import ManifestError, Problem
 from hatchet_manifest.manifest.build import RunBuilder
-from hatchet_manifest.manifest.compile import LeafError
+from hatchet_manifest.manifest.compile import LeafError, LeafInfo, RenderProblem
 from hatchet_manifest.manifest.entries import AnyEntry, Entry, ProblemLog, Skip, TemplateEntry, dup_hint, short
 from hatchet_manifest.manifest.keyset import KeySet
 from hatchet_manifest.manifest.loader import LoadedManifest
 from hatchet_manifest.manifest.prepare import EntryCompiler
 from hatchet_manifest.manifest.rendered import Limits, RenderedRun
 from hatchet_manifest.manifest.template import REVEAL_VAR, Environment
-from hatchet_manifest.manifest.validate import SchemaRegistry
+from hatchet_manifest.manifest.validate import SchemaRegistry, describe
 from hatchet_manifest.manifest.values import Values, merge
+
+if TYPE_CHECKING:
+    from hatchet_manifest.manifest.sandbox import Rendering
 
 KEY_BATCH = 1024
 SHARD_BLOCK = 1024  # a shard is made of blocks of consecutive items: block = ordinal // SHARD_BLOCK
@@ -42,7 +45,7 @@ class Renderer:
         self.manifests = manifests
         self.values = values or Values()
         self.limits = limits or Limits()
-        self.env = Environment(self.limits.max_runs)
+        self.env = Environment(self.limits.max_runs, self.limits.access)
         self.schemas = SchemaRegistry(schema_dir)
         self.reveal = reveal_secrets
         self.log = ProblemLog(self.limits.max_problems)
@@ -51,6 +54,26 @@ class Renderer:
         self.warnings: list[str] = []  # said on stderr by the commands; never fatal
         self._entries: list[AnyEntry] | None = None
         self.overrides: dict[str, Any] = {}  # the merged values (-f, --set, ...), once prepared
+        # Told (manifest, entry index) as each run entry starts compiling or rendering: a render worker keeps it
+        # where its parent reads it if a bound stops the render (sandbox.py).
+        self.on_entry: Callable[[LoadedManifest, int], None] | None = None
+
+    def fresh(self) -> Renderer:
+        """A new renderer of the same manifests, values and settings (nothing rendered yet)."""
+        return Renderer(self.manifests, self.values, self.limits, self.schemas.schema_dir, self.reveal)
+
+    def count(self) -> int:
+        """Render and check every run, keeping none: their number. Raises ManifestError."""
+        return sum(1 for _ in self.runs())
+
+    def close(self) -> None:
+        """Nothing to release in this process (a BoundedRenderer stops its worker)."""
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def problems(self) -> list[Problem]:
@@ -75,12 +98,18 @@ class Renderer:
         for m in self.manifests:
             variables = merge(json.loads(json.dumps(m.model.vars)), overrides)
             for index, entry in enumerate(m.model.runs):
+                if self.on_entry is not None:
+                    self.on_entry(m, index)
                 compiled = self.compiler.compile_entry(m, index, entry, variables)
                 if compiled is not None:
                     entries.append(compiled)
         total = sum(e.count for e in entries)
         if total > self.limits.max_runs:
             self.log.add("", None, f"the manifests declare {total} runs, more than --max-runs {self.limits.max_runs}")
+        elif self.log.count:  # the entries that compiled are rendered too: every problem is reported at once
+            self._entries = entries
+            for _ in self.runs():
+                pass
         self.log.raise_if_any()
         self._entries = entries
         return total
@@ -114,7 +143,10 @@ class Renderer:
         self.prepare()
         assert self._entries is not None
         start = 0
+        on_entry = self.on_entry
         for entry_no, entry in enumerate(self._entries):
+            if on_entry is not None:
+                on_entry(entry.manifest, entry.index)
             if isinstance(entry, TemplateEntry):
                 produced = self._template_runs(entry, start, shard)
             else:
@@ -172,8 +204,12 @@ class Renderer:
                 where = f"runs[{entry.index}] ({label})" if label else f"runs[{entry.index}]"
                 try:
                     values = program.run(ctx, local)
-                    if entry.when is not None and not entry.when.build(values):
-                        continue
+                    if entry.when is not None:
+                        condition = entry.when.build(values)
+                        if condition is False:
+                            continue
+                        if condition is not True:
+                            raise LeafError(when_info(entry), RenderProblem(when_problem(condition)))
                     run = build(entry, values, where)
                     if reveal_ctx is not None:
                         secret_values = program.run(reveal_ctx, dict(local))
@@ -206,3 +242,22 @@ def render(
 ) -> Iterator[RenderedRun]:
     """Stream the runs of `manifests`; raises ManifestError at the end when anything was invalid."""
     return Renderer(manifests, values, limits, schema_dir).runs()
+
+
+def when_info(entry: Entry) -> LeafInfo:
+    return LeafInfo("when", entry.manifest.doc.line_of(("runs", entry.index, "when")), "")
+
+
+def when_problem(value: object) -> str:
+    return f"must be true or false, got {describe(value)} (compare explicitly, e.g. `{{{{ x == 1 }}}}`)"
+
+
+def raise_with(renderer: Rendering, problems: list[Problem]) -> None:
+    """Raise ManifestError with `problems` (of manifests that did not load) and every problem of rendering the
+    manifests that did: a structural error in one file does not hide template errors in the others."""
+    try:
+        for _ in renderer.runs():
+            pass
+    except ManifestError as exc:
+        raise ManifestError([*problems, *exc.problems]) from None
+    raise ManifestError(problems)

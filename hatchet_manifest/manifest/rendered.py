@@ -6,11 +6,12 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from hatchet_manifest.manifest.access import Access
 from hatchet_manifest.manifest.validate import MAX_REQUEST_BYTES
 
 MAX_TEMPLATE_BYTES = 16 << 20
@@ -22,6 +23,9 @@ class Limits:
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_template_bytes: int = MAX_TEMPLATE_BYTES
     max_problems: int = 100
+    access: Access = field(
+        default_factory=Access
+    )  # the environment variables env() and secret() may read (none by default)
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, five times slower to build, and a

@@ -2,10 +2,13 @@
 
 Templates are untrusted (they arrive in pull requests): Jinja's immutable sandbox blocks attribute escapes and
 mutation of shared values, there is no loader (no `include`/`import` of files), `range` and the helpers are
-capped, `*` and `**` cannot build huge values, and `env()` refuses names that look like credentials. Work is
-capped too: every `{% for %}` item and every call (a macro calling itself included) counts against one budget
-per render, OPS_PER_RUN times --max-runs, so that nested loops or recursion cannot keep a CI job busy for
-hours.
+capped, no operation builds a value longer than MAX_VALUE_LEN or an integer wider than 4096 bits (`caps.py`),
+and `env()` and `secret()` read only the variables the operator
+allows (`access.py`); `secret()` returns opaque text (`opaque.py`) that filters, tests, calls, comparisons and
+lookups refuse, so that nothing rendered depends on a secret's value. Work is
+capped too: every `{% for %}` item, call (a macro calling itself included), filter and test, and every value
+built, counts against one budget of work units per render, OPS_PER_RUN times --max-runs (`caps.py` says what
+costs what), so that nested loops or recursion cannot keep a CI job busy for hours.
 """
 
 from __future__ import annotations
@@ -14,25 +17,32 @@ import hashlib
 import json
 import os
 import re
+import types
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, timedelta
-from typing import Any
+from functools import update_wrapper
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, Template, nodes, pass_context, pass_environment
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing, object_type_repr
+from markupsafe import Markup
 
-MASK = "***"
+from hatchet_manifest import scrub
+from hatchet_manifest.manifest import caps
+from hatchet_manifest.manifest.access import Access
+from hatchet_manifest.manifest.opaque import MASK as MASK
+from hatchet_manifest.manifest.opaque import SecretText, SecretUseError, concat, join
+
 REVEAL_VAR = "__hatchet_manifest_reveal__"
-MAX_VALUE_LEN = 4 << 20  # longest string or list a template may build in one step (the request limit)
-_WIDTH = re.compile(r"\d{7,}|[1-9]\d{6}")  # a width or precision of a million or more in a format string
-_PADDING = {"ljust", "rjust", "center", "zfill"}
-_CREDENTIAL = re.compile(r"TOKEN|SECRET|PASSW|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY", re.I)
+MAX_VALUE_LEN = caps.MAX_VALUE_LEN  # longest string or list a template may build in one step (the request limit)
 _STEP = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-OPS_PER_RUN = 100  # loop items and calls a render may spend, per run of --max-runs
+FOLDING_OPS = 100_000  # work units constant expressions may spend while a template compiles
+OPS_PER_RUN = 100  # work units (loop items, calls, filters, values built: see caps.py) per run of --max-runs
 
 
 class TemplateFunctionError(Exception):
@@ -44,36 +54,90 @@ def _cap_len(n: int, what: str) -> None:
         raise SecurityError(f"{what} would build a value longer than {MAX_VALUE_LEN}")
 
 
-def _cap_format(fmt: str, what: str) -> None:
-    if _WIDTH.search(fmt):
-        raise SecurityError(f"{what}: widths and precisions of a million or more are refused")
-
-
 def checked_concat(values: Iterable[Any]) -> str:
     """`a ~ b` and text mixed with expressions, capped like everything else."""
     # Joined first, then measured: each part is capped already and a template names few parts, so the transient
     # string is bounded, and the hot path (a key like "run-{{ i }}") costs about what Jinja's own join does.
-    text = "".join([v if type(v) is str else str(v) for v in values])
+    try:
+        text = "".join([v if type(v) is str else str(v) for v in values])
+    except SecretUseError:  # a secret among the parts: opaque text, the same length cap on what is not secret
+        joined = join(values)
+        _cap_len(joined.literal_length(), "'~'")
+        return joined  # type: ignore[return-value]
     _cap_len(len(text), "'~'")
     return text
 
 
 def render_capped(template: Template, variables: dict[str, Any], limit: int) -> str:
     """Render a template as a string, refusing output longer than `limit` characters as it streams."""
-    chunks: list[str] = []
+    chunks: list[Any] = []
     size = 0
+    opaque = False
+    chunk: Any
     for chunk in template.generate(variables):
-        size += len(chunk)
+        if type(chunk) is SecretText:  # `{{ secret(...) }}` in a block (see output_text)
+            opaque = True
+            size += chunk.literal_length()
+        else:
+            size += len(chunk)
         if size > limit:
             raise SecurityError(f"the template renders more than {limit} characters")
         chunks.append(chunk)
-    return "".join(chunks)
+    return join(chunks) if opaque else "".join(chunks)  # type: ignore[return-value]
+
+
+def _as_text(value: Any) -> str:
+    """str(value) for `~` and text around `{{ }}`, refused before it is built when it would be too long (a list
+    holding one long string many times writes it many times)."""
+    if type(value) is not float and value is not None and type(value) is not bool:
+        _cap_len(caps.text_size(value)[0], "'~'")
+    return str(value)
+
+
+def _finalize(value: Any) -> Any:
+    """What `{{ x }}` writes in a block: refused before it is built when its text would be too long."""
+    t = type(value)
+    if t is not str and t is not int and t is not float and value is not None:
+        _cap_len(caps.text_size(value)[0], "'{{ }}'")
+    return value
+
+
+class _Undefined(StrictUndefined):
+    """StrictUndefined whose messages quote a name or key shortened (a key can be a huge value)."""
+
+    __slots__ = ()
+
+    @property
+    def _undefined_message(self) -> str:
+        if self._undefined_hint:
+            return self._undefined_hint
+        name = _short_repr(self._undefined_name)
+        if self._undefined_obj is missing:
+            return f"{name} is undefined"
+        if not isinstance(self._undefined_name, str):
+            return f"{object_type_repr(self._undefined_obj)} has no element {name}"
+        return f"{object_type_repr(self._undefined_obj)!r} has no attribute {name}"
+
+
+def _short_repr(value: Any, limit: int = 200) -> str:
+    """repr(value), shortened (and never built whole) when long."""
+    if type(value) is str:
+        return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
+    if caps.text_size(value, limit)[0] > limit:
+        return f"<a {type(value).__name__} too long to show>"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def output_text(value: Any) -> Any:
+    """What `{{ x }}` writes in a block: the text of x, or a secret as it is (render_capped joins it)."""
+    return value if type(value) is SecretText else str(value)
 
 
 @pass_environment
-def _count_items(environment: Environment, iterable: Iterable[Any]) -> Iterator[Any]:
-    """Wraps the iterable of every `{% for %}` (see Environment._generate)."""
-    return environment.counted(iterable)
+def _count_items(environment: Environment, iterable: Iterable[Any], weight: int = 1) -> Iterator[Any]:
+    """Wraps the iterable of every `{% for %}` (see Environment._generate): each item costs `weight`."""
+    return environment.counted(iterable, weight)
 
 
 _COUNT_ITEMS = nodes.ImportedName(f"{__name__}._count_items")
@@ -87,33 +151,79 @@ class _CodeGenerator(CodeGenerator):
             self.write(", ")
         self.write("))")
 
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        """`x in y` and `x not in y` charge the size of y (a membership test walks it)."""
+        if len(node.ops) != 1 or node.ops[0].op not in ("in", "notin"):
+            super().visit_Compare(node, frame)
+            return
+        self.write("(not " if node.ops[0].op == "notin" else "(")
+        self.write("environment.contains(")
+        self.visit(node.ops[0].expr, frame)
+        self.write(", ")
+        self.visit(node.expr, frame)
+        self.write("))")
 
-def _capped_filter(name: str, func: Callable[..., Any], width_arg: int) -> Callable[..., Any]:
-    def capped(*args: Any, **kwargs: Any) -> Any:
-        width = args[width_arg] if len(args) > width_arg else kwargs.get("width", 0)
-        if isinstance(width, int) and width > MAX_VALUE_LEN:
-            raise SecurityError(f"the {name} filter's width is capped at {MAX_VALUE_LEN}")
-        if name == "format" and args and isinstance(args[0], str):
-            _cap_format(args[0], "format")
-        return func(*args, **kwargs)
-
-    return capped
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize: CodeGenerator._FinalizeInfo) -> None:
+        if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
+            super()._output_child_pre(node, frame, finalize)
+            return
+        self.write("environment.output_text(")  # instead of str(: keeps a secret opaque
+        if finalize.src is not None:
+            self.write(finalize.src)
 
 
 class Environment(ImmutableSandboxedEnvironment):
     """Sandboxed, strict, and capped at `max_items` loop items and `MAX_VALUE_LEN` per built value."""
 
-    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    intercepted_binops = frozenset({"*", "**", "%", "+", "-"})
     code_generator_class = _CodeGenerator
-    checked_concat = staticmethod(checked_concat)
+    output_text = staticmethod(output_text)
 
-    def __init__(self, max_items: int) -> None:
-        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
+    def concat(self, parts: Iterable[Any]) -> Any:
+        """Buffered output (a macro's, a `{% set %}` or `{% filter %}` block's) joined, capped at MAX_VALUE_LEN;
+        a block capturing a secret stays opaque."""
+        if type(parts) is not list:
+            parts = list(parts)
+        size = 0
+        for p in parts:
+            if isinstance(p, str):
+                size += len(p)
+        if size > MAX_VALUE_LEN:
+            raise SecurityError(f"a macro or block would build a value longer than {MAX_VALUE_LEN}")
+        if size >> 4:
+            self.charge(size >> 4)
+        return concat(parts)
+
+    def checked_concat(self, values: tuple[Any, ...]) -> str:
+        """`a ~ b` and text mixed with expressions, capped like everything else (see `checked_concat`)."""
+        try:
+            text = "".join([v if type(v) is str else str(v) if type(v) is int else _as_text(v) for v in values])
+        except SecretUseError:  # a secret among the parts: opaque text (checked_concat caps what is not secret)
+            return checked_concat(values)
+        n = len(text)
+        if n > 255:
+            _cap_len(n, "'~'")
+            self.charge(n >> 4)
+        return text
+
+    def contains(self, container: Any, item: Any) -> bool:
+        """`item in container`, charged the size of the container."""
+        self.charge(1 + caps.weight(container))
+        return item in container
+
+    def __init__(self, max_items: int, access: Access | None = None) -> None:
+        super().__init__(undefined=_Undefined, autoescape=False, keep_trailing_newline=False, finalize=_finalize)
         self.max_items = max_items
         self.max_ops = OPS_PER_RUN * max(max_items, 1000)
-        self.ops = 0  # loop items and calls spent so far
+        self.ops = 0  # work units spent so far (see caps.py)
         self.exhausted = False  # the budget ran out (said once, where it happened)
+        self._macro_costs: dict[types.CodeType, int] = {}
+        self._macro_depth = 0  # macro calls in progress
+        self._folding = False  # compiling: constant expressions are evaluated under a budget of their own
         self.missing_secrets: set[str] = set()  # secret() names a preview found unset
+        self.access = access or Access()  # what env() and secret() may read
+        for name in self.access.secret_names():  # masked in what this process writes, even read another way
+            scrub.register(os.environ.get(name, ""))
         self.globals.pop("lipsum", None)
         self.globals.update(
             range=self._range,
@@ -123,81 +233,150 @@ class Environment(ImmutableSandboxedEnvironment):
             datetime_range=self._datetime_range,
             month_range=self._month_range,
         )
-        for name, width_arg in (("center", 1), ("indent", 1), ("format", 0)):
-            self.filters[name] = _capped_filter(name, self.filters[name], width_arg)
         self.filters.update(
             to_json=_to_json,
             from_json=json.loads,
             sha256=_sha256,
             date_add=_date_add,
         )
+        for name, func in list(self.filters.items()):  # every filter and test is charged and capped (caps.py)
+            self.filters[name] = caps.metered_filter(self, name, func)
+        for name, test in list(self.tests.items()):
+            self.tests[name] = caps.metered_test(self, name, cast(Callable[..., Any], test))
+        self.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _json_default}  # tojson
+        self._guard_secrets()
+
+    def _guard_secrets(self) -> None:
+        """Filters and tests refuse a secret (but `default` and `string`, which pass it through unchanged)."""
+        for name, func in list(self.filters.items()):
+            if name not in _PASS_THROUGH:
+                self.filters[name] = _refusing_secrets(func, f"given to the {name} filter")
+        self.filters["string"] = _passing_secrets(self.filters["string"])
+        for name, test in list(self.tests.items()):
+            self.tests[name] = _refusing_secrets(cast(Callable[..., Any], test), f"tested ({name})")
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is SecretText:
+            raise SecretUseError(f"a secret() value has no attributes ({attribute!r}): {_WHY}")
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        if type(obj) is SecretText or type(argument) is SecretText:
+            raise SecretUseError(f"a secret() value cannot be indexed, sliced or used as a key: {_WHY}")
+        return super().getitem(obj, argument)
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(right) > 64:
-            raise SecurityError("the exponent of ** is capped at 64")
-        if operator == "*":
-            for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(n, int):
-                    _cap_len(len(seq) * n, "'*'")
-        elif operator == "+" and isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
-            _cap_len(len(left) + len(right), "'+'")
-        elif operator == "%" and isinstance(left, str):
-            _cap_format(left, "'%'")
+        caps.binop_check(self, operator, left, right)
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        """Calls count against the budget; method calls on strings that could build huge values are capped."""
-        __self.ops += 1
-        if __self.ops > __self.max_ops:
-            __self._over_budget()
+        """Calls count against the budget (a macro by its size and how deep macro calls nest, a method by its
+        value's); method calls that could build huge values are capped before they run, and what calls return is
+        charged (caps.py)."""
+        if type(__obj) is Macro:
+            code = __obj._func.__code__
+            cost = __self._macro_costs.get(code)
+            if cost is None:  # by the size of its compiled body (co_code is built anew on each access: cached)
+                cost = __self._macro_costs[code] = caps.MACRO_OPS + (len(code.co_code) >> 5)
+            depth = __self._macro_depth
+            __self.ops += cost + cost * depth // 4  # deep calls (recursion) cost more: each level adds a quarter
+            if __self.ops > __self.max_ops:
+                __self._over_budget()
+            if _has_secret(args, kwargs):
+                raise SecretUseError(f"a secret() value cannot be {_callee(__obj)}: {_WHY}")
+            __self._macro_depth = depth + 1
+            try:
+                return super().call(__context, __obj, *args, **kwargs)
+            finally:
+                __self._macro_depth = depth
         owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str):
-            name = getattr(__obj, "__name__", "")
-            if name in _PADDING and args and isinstance(args[0], int):
-                _cap_len(args[0], f"str.{name}()")
-            elif name == "expandtabs":
-                tab = args[0] if args else kwargs.get("tabsize", 8)
-                if isinstance(tab, int):
-                    _cap_len(len(owner) + owner.count("\t") * tab, "str.expandtabs()")
-            elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
-                count = owner.count(args[0]) if args[0] else len(owner) + 1
-                _cap_len(len(owner) + count * max(0, len(args[1]) - len(args[0])), "str.replace()")
-        return super().call(__context, __obj, *args, **kwargs)
+        name = getattr(__obj, "__name__", "") if owner is not None else None
+        if name is None:
+            __self.charge(caps.CALL_OPS)
+        if _has_secret(args, kwargs):
+            raise SecretUseError(f"a secret() value cannot be {_callee(__obj)}: {_WHY}")
+        if name is not None:
+            args = caps.method_args(__self, owner, name, args, kwargs)
+        result = super().call(__context, __obj, *args, **kwargs)
+        if name is not None:
+            caps.check_result(__self, result, f"{type(owner).__name__}.{name}()")
+        else:
+            caps.check_result(__self, result, f"{getattr(__obj, '__name__', 'the call')}()")
+        return result
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        fmt = super().wrap_str_format(value)
-        if fmt is None:
+        """`str.format` and `format_map` in the sandbox (as Jinja's), with every field capped (caps.CappedFormatter)
+        and the widths written in the format string refused from a million."""
+        if not isinstance(value, types.MethodType | types.BuiltinMethodType) or value.__name__ not in (
+            "format",
+            "format_map",
+        ):
             return None
-        template = value.__self__
+        template: Any = value.__self__
+        if not isinstance(template, str):
+            return None
+        str_type = type(template)
+        is_format_map = value.__name__ == "format_map"
+        meter = self
 
         def capped(*args: Any, **kwargs: Any) -> str:
-            _cap_format(template, "str.format()")
-            return fmt(*args, **kwargs)
+            caps.cap_format(template, "str.format()")
+            if is_format_map:
+                if kwargs:
+                    raise TypeError("format_map() takes no keyword arguments")
+                if len(args) != 1:
+                    raise TypeError(f"format_map() takes exactly one argument ({len(args)} given)")
+                kwargs = args[0]
+                args = ()
+            formatter: caps.CappedFormatter
+            if isinstance(template, Markup):
+                formatter = caps.CappedEscapeFormatter(meter, meter, len(template), escape=template.escape)
+            else:
+                formatter = caps.CappedFormatter(meter, meter, len(template))
+            return str_type(formatter.vformat(template, args, kwargs))
 
-        return capped
+        return update_wrapper(capped, value)
 
     def _generate(self, source: nodes.Template, *args: Any, **kwargs: Any) -> str:
-        """Compile with each `{% for %}` iterating through `counted`."""
+        """Compile with each `{% for %}` iterating through `counted`, each item costing one unit per 16 nodes of the
+        loop's body (at least one)."""
         for loop in source.find_all(nodes.For):
             if not (isinstance(loop.iter, nodes.Call) and loop.iter.node is _COUNT_ITEMS):
-                loop.iter = nodes.Call(_COUNT_ITEMS, [loop.iter], [], None, None, lineno=loop.iter.lineno)
-        return super()._generate(source, *args, **kwargs)
+                size = sum(1 for part in (*loop.body, *loop.else_) for _ in part.find_all(nodes.Node))
+                weight = nodes.Const(1 + size // 16, lineno=loop.iter.lineno)
+                loop.iter = nodes.Call(_COUNT_ITEMS, [loop.iter, weight], [], None, None, lineno=loop.iter.lineno)
+        # Jinja evaluates constant expressions while compiling (filters of constants included): they get a small
+        # budget of their own, and one that exceeds it is left to run with the template, against the render's.
+        saved = self.ops, self.max_ops, self.exhausted, self._folding
+        self.ops, self.max_ops, self.exhausted, self._folding = 0, FOLDING_OPS, False, True
+        try:
+            return super()._generate(source, *args, **kwargs)
+        finally:
+            self.ops, self.max_ops, self.exhausted, self._folding = saved
 
-    def counted(self, iterable: Iterable[Any]) -> Iterator[Any]:
-        """A loop's items, each counted against the budget."""
+    def charge(self, ops: int) -> None:
+        """Spend `ops` units of the budget."""
+        self.ops += ops
+        if self.ops > self.max_ops:
+            self._over_budget()
+
+    def counted(self, iterable: Iterable[Any], weight: int = 1) -> Iterator[Any]:
+        """A loop's (or a filter's) items, each costing `weight` units of the budget."""
         for item in iterable:
-            self.ops += 1
+            self.ops += weight
             if self.ops > self.max_ops:
                 self._over_budget()
             yield item
 
     def _over_budget(self) -> None:
+        if self._folding:  # a constant expression too costly to evaluate while compiling: evaluated when run
+            raise nodes.Impossible()
         if self.exhausted:
-            raise SecurityError("not evaluated: the templates' budget of loop items and calls ran out above")
+            raise SecurityError("not evaluated: the templates' budget of work ran out above")
         self.exhausted = True
         raise SecurityError(
-            f"the templates ran more than {self.max_ops} loop items and calls ({OPS_PER_RUN} per run of "
-            "--max-runs): nested loops or recursion? (--max-runs raises the budget)"
+            f"the templates did more than {self.max_ops} units of work ({OPS_PER_RUN} per run of --max-runs: "
+            "loop items, calls, filters, values built): nested loops or recursion? (--max-runs raises the budget)"
         )
 
     def _cap(self, n: int, what: str) -> None:
@@ -238,6 +417,55 @@ class Environment(ImmutableSandboxedEnvironment):
         return (first + k * step for k in range(n))
 
 
+_PASS_THROUGH = frozenset({"default", "d", "string"})
+_WHY = "previews show *** where a secret is, so the apply would build other runs than the preview showed"
+
+
+def _callee(func: Any) -> str:
+    """What giving a secret to `func` does, in words."""
+    if func is _count_items:
+        return "iterated over ({% for %})"
+    name = getattr(func, "name", None) if isinstance(func, Macro) else getattr(func, "__name__", None)
+    if not isinstance(name, str) or name in ("capped", "<lambda>"):
+        return "passed to a function, method or macro"
+    return f"passed to {name.lstrip('_')}()"
+
+
+def _has_secret(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    for a in args:
+        if type(a) is SecretText:
+            return True
+    if kwargs:
+        for a in kwargs.values():
+            if type(a) is SecretText:
+                return True
+    return False
+
+
+def _refusing_secrets(func: Callable[..., Any], what: str) -> Callable[..., Any]:
+    message = f"a secret() value cannot be {what}: {_WHY}; it can only be placed in input or metadata values"
+
+    def refusing(*args: Any, **kwargs: Any) -> Any:
+        for a in args:  # inline: filters run per run, on the hot path
+            if type(a) is SecretText:
+                raise SecretUseError(message)
+        if kwargs and _has_secret((), kwargs):
+            raise SecretUseError(message)
+        return func(*args, **kwargs)
+
+    pass_arg = getattr(func, "jinja_pass_arg", None)
+    if pass_arg is not None:
+        refusing.jinja_pass_arg = pass_arg  # type: ignore[attr-defined]
+    return refusing
+
+
+def _passing_secrets(func: Callable[..., Any]) -> Callable[..., Any]:
+    def passing(value: Any, *args: Any, **kwargs: Any) -> Any:
+        return value if type(value) is SecretText else func(value, *args, **kwargs)
+
+    return passing
+
+
 def _as_datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value
@@ -269,17 +497,30 @@ def _date_add(value: Any, days: int = 0, hours: int = 0, minutes: int = 0, fmt: 
 
 
 def _to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if type(value) is SecretText:
+        raise SecretUseError(f"a secret() value cannot be turned into JSON text: {_WHY}")
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _sha256(value: Any, length: int = 64) -> str:
     return hashlib.sha256(str(value).encode()).hexdigest()[:length]
 
 
-def _env(name: str, default: Any = StrictUndefined) -> Any:
-    """env("NAME", default): an environment variable; without a default, unset is an error."""
-    if _CREDENTIAL.search(name) or name.startswith("HATCHET_CLIENT_"):
-        raise TemplateFunctionError(f"env({name!r}) looks like a credential: use secret({name!r})")
+@pass_context
+def _env(context: Context, name: Any, default: Any = StrictUndefined) -> Any:
+    """env("NAME", default): an environment variable the operator allows (--allow-env); without a default,
+    unset is an error."""
+    if not isinstance(name, str):
+        raise TemplateFunctionError("env() takes the name of a variable (a string)")
+    environment = context.environment
+    access = environment.access if isinstance(environment, Environment) else Access()
+    refusal = access.env_refusal(name)
+    if refusal is not None:
+        raise TemplateFunctionError(refusal)
     value = os.environ.get(name)
     if value is None:
         if default is StrictUndefined:
@@ -289,18 +530,32 @@ def _env(name: str, default: Any = StrictUndefined) -> Any:
 
 
 @pass_context
-def _secret(context: Context, name: str) -> str:
-    """secret("NAME"): an environment variable shown as *** everywhere but in what is submitted."""
-    if name == "HATCHET_CLIENT_TOKEN":
-        raise TemplateFunctionError("secret('HATCHET_CLIENT_TOKEN') is refused: the API token is not run input")
-    value = os.environ.get(name)
+def _secret(context: Context, name: Any) -> SecretText:
+    """secret("NAME"): a variable the operator allows as a secret (--allow-secret), as opaque text: shown as
+    *** in every render, diff and plan, real only in what is submitted, and masked in all output."""
+    if not isinstance(name, str):
+        raise TemplateFunctionError("secret() takes the name of a variable (a string)")
+    environment = context.environment
+    access = environment.access if isinstance(environment, Environment) else Access()
+    refusal = access.secret_refusal(name)
+    if refusal is not None:
+        raise TemplateFunctionError(refusal)
+    value = os.environ.get(name) or None  # an empty secret is a missing one (CI expands unknown secrets to "")
     reveal = context.resolve_or_missing(REVEAL_VAR) is True
     if value is None:
         if reveal:
-            raise TemplateFunctionError(f"secret {name} is not set in the environment")
+            raise TemplateFunctionError(f"secret {name} is not set in the environment (or is empty)")
         # A preview needs no secret value (pull-request jobs often have none): say so, show the mask.
-        env = context.environment
-        if isinstance(env, Environment):
-            env.missing_secrets.add(name)
-        return MASK
-    return value if reveal else MASK
+        if isinstance(environment, Environment):
+            environment.missing_secrets.add(name)
+        return SecretText.of(name, None)
+    if len(value) < scrub.MIN_LENGTH:
+        raise TemplateFunctionError(
+            f"secret {name} is shorter than {scrub.MIN_LENGTH} characters: too short to be masked in output"
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise TemplateFunctionError(f"secret {name} is not valid UTF-8 text") from None
+    scrub.register(value)  # from now on, masked in everything this process writes
+    return SecretText.of(name, value if reveal else None)

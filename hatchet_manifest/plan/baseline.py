@@ -30,6 +30,30 @@ class LedgerBaseline:
         return (_known(e) for e in self.ledger.entries(self.target, manifests))
 
 
+class SettledBaseline(LedgerBaseline):
+    """The ledger as `reconcile` would leave it: unsettled rows found in the engine count as submitted (`diff`
+    shows what `apply` will do without writing the adoption itself)."""
+
+    def __init__(self, ledger: Ledger, target: Target, found: dict[str, tuple[str, str]]) -> None:
+        super().__init__(ledger, target)
+        self.found = found
+
+    def _settled(self, k: Known) -> Known:
+        hit = self.found.get(k.key) if k.state in ("pending", "unknown") else None
+        if hit is None:
+            return k
+        return Known(k.key, hit[1], "submitted", hit[0], k.manifest)
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, Known]:
+        known = super().lookup(keys)
+        if self.found:
+            known = {key: self._settled(k) for key, k in known.items()}
+        return known
+
+    def known(self, manifests: Sequence[str]) -> Iterator[Known]:
+        return (self._settled(k) for k in super().known(manifests))
+
+
 class RenderedBaseline:
     """Runs rendered from another revision, held in a temporary SQLite table (any size)."""
 

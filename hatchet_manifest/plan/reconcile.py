@@ -65,3 +65,25 @@ def reconcile(
     finally:
         index.close()
     return report
+
+
+def preview_settled(conn: Connection, rows: list[LedgerEntry]) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """What `reconcile` would find, without writing: key -> (run id, digest the engine holds) of the unsettled
+    `rows` found in the engine, and the errors met (for `diff`, which never writes to the ledger)."""
+    found: dict[str, tuple[str, str]] = {}
+    errors: list[str] = []
+    if not rows:
+        return found, errors
+    by_manifest: dict[str, list[str]] = defaultdict(list)
+    for e in rows:
+        by_manifest[e.manifest].append(e.key)
+    index = StampIndex(conn, since=min(e.created_at for e in rows) - SLACK)
+    try:
+        for manifest, keys in by_manifest.items():
+            try:
+                found.update(index.find(manifest, keys))
+            except LookupError_ as exc:
+                errors.append(str(exc))
+    finally:
+        index.close()
+    return found, errors

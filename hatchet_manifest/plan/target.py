@@ -14,6 +14,7 @@ from hatchet_client.errors import HatchetClientError
 
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Target
+from hatchet_manifest.text import quote, unsafe_char_problem
 
 EngineMode = Literal["auto", "embedded", "remote"]
 EMBEDDED_ADDRESS = "embedded"
@@ -78,9 +79,18 @@ def embedded_db(state_dir: Path) -> Path:
 
 def remote_config(environ: Mapping[str, str] | None = None) -> ClientConfig:
     try:
-        return ClientConfig(environ=environ)
+        config = ClientConfig(environ=environ)
     except HatchetClientError as exc:  # a bad token or setting: its message never carries the token
         raise ConfigError(str(exc)) from None
+    check_namespace(config.namespace)
+    return config
+
+
+def check_namespace(namespace: str) -> None:
+    """Refuse a namespace with control, bidi or invisible characters: it prefixes every workflow name shown."""
+    problem = unsafe_char_problem(namespace)
+    if problem is not None:
+        raise ConfigError(f"HATCHET_CLIENT_NAMESPACE {problem}, got {quote(namespace)}")
 
 
 def connect(mode: EngineMode, state_dir: Path, environ: Mapping[str, str] | None = None) -> Connection:

@@ -135,7 +135,7 @@ def test_ctrl_c_records_what_was_submitted_and_exits_130(
     assert proc.returncode == 130, err.decode()
     assert b"interrupted: what was submitted is recorded" in err
     assert b"Traceback" not in err
-    assert b"submitted 20000/20000" not in err
+    assert b"sent 20000/20000" not in err
     # A call being started when Ctrl-C came has an unknown fate; the rest was recorded as it is.
     _finish(tmp_path, engine, count=20_000)
     _assert_exactly_once(engine, 20_000)

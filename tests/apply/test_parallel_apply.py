@@ -60,6 +60,7 @@ def _manifest(name: str, body: str) -> str:
 def two_projects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """Two identical project directories (one applied serially, one in parallel), each with its own state."""
     monkeypatch.setenv("PARALLEL_TEST_PASSWORD", "hunter2")
+    monkeypatch.setenv("HATCHET_MANIFEST_ALLOW_SECRETS", "PARALLEL_TEST_PASSWORD")  # the operator allows it
     out = []
     for name in ("serial", "parallel"):
         root = tmp_path / name

@@ -46,7 +46,10 @@ def test_fresh_ledger_relies_on_the_engine_lookup(manifests: Path, engine: dict[
     )
     assert diff.returncode == 0, diff.stdout + diff.stderr
     assert diff.stdout.splitlines()[-1] == "Plan: 0 to create, 0 changed, 32 unchanged, 0 removed, 0 unknown."
-    assert "the ledger had no record of this target" in diff.stderr and "32 were adopted" in diff.stderr
+    assert (
+        "the ledger had no record of this target" in diff.stderr
+        and "32 were found there (apply records them in the ledger)" in diff.stderr
+    )
 
     blind = run(
         engine, manifests, "diff", "manifests", "--engine", "remote", "--state-dir", "runner-3", "--no-engine-lookup"
@@ -170,7 +173,10 @@ def test_stamp_lookups_one_by_one_and_by_listing_agree(manifests: Path, engine: 
     assert applied.returncode == 0, applied.stderr
     store = RunStore(engine["ENGINE_DB"])
     try:
-        ids = {r.additional_metadata["hatchet-manifest/key"]: r.run_id for r in store.list_runs()}
+        ids = {
+            r.additional_metadata["hatchet-manifest/key"]: (r.run_id, r.additional_metadata["hatchet-manifest/digest"])
+            for r in store.list_runs()
+        }
     finally:
         store.close()
     few = ["bulk-parent-3", "bulk-parent-59", "absent"]

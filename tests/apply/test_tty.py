@@ -58,7 +58,7 @@ def test_apply_asks_on_a_terminal(tmp_path: Path) -> None:
     assert engine_runs(tmp_path / ".hatchet-manifest") == []
     code, out = run_in_pty(args, tmp_path, "y", _env())
     assert code == 0, out
-    assert "submitted 20/20 (100%)" in out and "Apply: 20 submitted" in out
+    assert "sent 20/20 (100%): 20 submitted" in out and "Apply: 20 to send: 20 submitted" in out
     assert len(engine_runs(tmp_path / ".hatchet-manifest")) == 20
 
 

@@ -70,7 +70,20 @@ def test_runs_as_json_lists_every_field(db_path: Path, filled: list[str]) -> Non
     runs = json.loads(result.stdout)
     assert [r["run_id"] for r in runs] == filled
     first = runs[0]
-    assert set(first) == {"run_id", "workflow_name", "input", "additional_metadata", "priority", "received_at"}
+    assert set(first) == {
+        "run_id",
+        "workflow_name",
+        "input",
+        "additional_metadata",
+        "priority",
+        "received_at",
+        "status",
+        "started_at",
+        "finished_at",
+        "error",
+        "retry_count",
+    }
+    assert (first["status"], first["started_at"], first["error"]) == ("QUEUED", None, None)  # no worker: queued
     assert (first["workflow_name"], first["input"], user_metadata(first["additional_metadata"]), first["priority"]) == (
         "nightly",
         {"i": 0},
@@ -92,7 +105,17 @@ def test_runs_filters_by_workflow_and_metadata(db_path: Path, filled: list[str])
 
 def test_runs_as_a_table(db_path: Path, filled: list[str]) -> None:
     lines = _invoke("engine", "runs", "--db", str(db_path)).stdout.splitlines()
-    assert lines[0].split() == ["RUN_ID", "WORKFLOW_NAME", "PRIORITY", "RECEIVED_AT", "ADDITIONAL_METADATA", "INPUT"]
+    assert lines[0].split() == [
+        "RUN_ID",
+        "WORKFLOW_NAME",
+        "STATUS",
+        "PRIORITY",
+        "RECEIVED_AT",
+        "FINISHED_AT",
+        "ERROR",
+        "ADDITIONAL_METADATA",
+        "INPUT",
+    ]
     assert [line.split()[0] for line in lines[1:]] == filled
 
 

@@ -48,6 +48,11 @@ def test_stored_runs_convert_to_plain_dicts(engine: Engine, stubs: Any, auth: An
         "additional_metadata": run.additional_metadata,
         "priority": 2,
         "received_at": as_dict["received_at"],
+        "status": "QUEUED",  # no worker registered wf
+        "started_at": None,
+        "finished_at": None,
+        "error": None,
+        "retry_count": 0,
     }
     assert user_metadata(as_dict["additional_metadata"]) == {"k": "v"}
     assert as_dict["received_at"].endswith("Z")

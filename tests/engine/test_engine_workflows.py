@@ -21,6 +21,7 @@ from hatchet_client import Hatchet
 from hatchet_client._proto import workflows_pb2_grpc
 from hatchet_client._proto.v1 import admin_pb2, admin_pb2_grpc
 from hatchet_client.engine import Engine, EngineError, RunStore
+from hatchet_client.engine.schema import SCHEMA_VERSION
 from hatchet_client.engine.store import workflow_id
 
 
@@ -193,7 +194,7 @@ def test_a_schema_2_database_is_upgraded_with_its_runs(db_path: Path, req: Any, 
         assert [r.run_id for r in store.list_runs()] == [run_id]
         assert store.known_workflows() == frozenset()
     with sqlite3.connect(db_path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     with Engine(db_path, port=0, workflows=["New"]) as eng:
         assert eng.known_workflows() == {"New"}
         assert eng.store.get_run(run_id) is not None

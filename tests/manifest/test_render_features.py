@@ -15,6 +15,9 @@ from tests.conftest import RunCli
 HEADER = "apiVersion: hatchet-manifest/v1\nkind: TriggerManifest\n"
 
 
+ALLOW_DB_PASSWORD = hm.Limits(access=hm.Access(secrets=("DB_PASSWORD",)))
+
+
 def write(tmp_path: Path, body: str, name: str = "m.yaml") -> Path:
     path = tmp_path / name
     path.write_text(HEADER + body)
@@ -127,20 +130,20 @@ metadata: {name: sec}
 runs:
   - workflow_name: W
     key: k
-    input: {password: "{{ secret('DB_PASSWORD') }}", upper: "{{ secret('DB_PASSWORD') | upper }}"}
+    input: {password: "{{ secret('DB_PASSWORD') }}", joined: "{{ 'x-' ~ secret('DB_PASSWORD') }}"}
     options: {additional_metadata: {auth: "pw-{{ secret('DB_PASSWORD') }}"}}
 """,
     )
-    preview = runs(path)[0]
-    assert preview.input == {"password": "***", "upper": "***"}
+    preview = runs(path, limits=ALLOW_DB_PASSWORD)[0]
+    assert preview.input == {"password": "***", "joined": "x-***"}
     assert preview.additional_metadata == {"auth": "pw-***"}
     assert preview.secret_input is None
-    revealed = runs(path, reveal_secrets=True)[0]
+    revealed = runs(path, limits=ALLOW_DB_PASSWORD, reveal_secrets=True)[0]
     assert revealed.input["password"] == "***"  # what is shown and digested never holds it
-    assert revealed.workflow_run(reveal=True)["input"] == {"password": "hunter2", "upper": "HUNTER2"}
+    assert revealed.workflow_run(reveal=True)["input"] == {"password": "hunter2", "joined": "x-hunter2"}
     assert revealed.workflow_run(reveal=True)["options"]["additional_metadata"] == {"auth": "pw-hunter2"}
     for fmt in ("json", "yaml", "jsonl", "table"):
-        result = run_cli("render", str(path), "-o", fmt)
+        result = run_cli("render", str(path), "-o", fmt, "--allow-secret", "DB_PASSWORD")
         assert result.exit_code == 0
         assert "hunter2" not in result.stdout + result.stderr
 
@@ -148,6 +151,8 @@ runs:
 def test_missing_secret_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NOPE_NOT_SET", raising=False)
     monkeypatch.setenv("REGION", "eu")
+    monkeypatch.delenv("NOPE_SECRET_NOT_SET", raising=False)
+    limits = hm.Limits(access=hm.Access(env=("REGION", "NOPE_NOT_SET")))
     path = write(
         tmp_path,
         """
@@ -158,7 +163,7 @@ runs:
     input: {region: "{{ env('REGION') }}", zone: "{{ env('NOPE_NOT_SET', 'a') }}"}
 """,
     )
-    assert runs(path)[0].input == {"region": "eu", "zone": "a"}
+    assert runs(path, limits=limits)[0].input == {"region": "eu", "zone": "a"}
     bad = write(
         tmp_path,
         """
@@ -166,11 +171,11 @@ metadata: {name: env2}
 runs:
   - workflow_name: W
     key: k
-    input: {a: "{{ env('NOPE_NOT_SET') }}", b: "{{ secret('NOPE_NOT_SET') }}"}
+    input: {a: "{{ env('NOPE_NOT_SET') }}", b: "{{ secret('NOPE_SECRET_NOT_SET') }}"}
 """,
         "bad.yaml",
     )
-    msgs = problems(bad)
+    msgs = problems(bad, limits=hm.Limits(access=hm.Access(env=("NOPE_NOT_SET",), secrets=("NOPE_SECRET_*",))))
     assert msgs == [f"{bad}:8: runs[0]: input.a: environment variable NOPE_NOT_SET is not set (give env() a default)"]
 
 
@@ -188,12 +193,13 @@ runs:
     input: {password: "{{ secret('PR_JOBS_HAVE_NO_SECRETS') }}"}
 """,
     )
-    result = run_cli("validate", str(path))
+    result = run_cli("validate", str(path), env={"HATCHET_MANIFEST_ALLOW_SECRETS": "PR_JOBS_HAVE_NO_SECRETS"})
     assert result.exit_code == 0
     assert "warning: secret PR_JOBS_HAVE_NO_SECRETS is not set: shown as ***; apply will need it" in result.stderr
-    assert runs(path)[0].input == {"password": "***"}
-    assert problems(path, reveal_secrets=True) == [
-        f"{path}:8: runs[0]: input.password: secret PR_JOBS_HAVE_NO_SECRETS is not set in the environment"
+    limits = hm.Limits(access=hm.Access(secrets=("PR_JOBS_HAVE_NO_SECRETS",)))
+    assert runs(path, limits=limits)[0].input == {"password": "***"}
+    assert problems(path, limits=limits, reveal_secrets=True) == [
+        f"{path}:8: runs[0]: input.password: secret PR_JOBS_HAVE_NO_SECRETS is not set in the environment (or is empty)"
     ]
 
 

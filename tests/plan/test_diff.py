@@ -98,10 +98,12 @@ def test_a_saved_plan_flags_secret_runs_without_needing_the_secret(project: Path
         "apiVersion: hatchet-manifest/v1\nkind: TriggerManifest\nmetadata: {name: secret}\nruns:\n"
         "  - workflow_name: S\n    key: s-1\n    input: {token: \"{{ secret('DEPLOY_TOKEN') }}\"}\n"
     )
-    result = run_cli("diff", "manifests/secret.yaml", "--out", "plan.json")
+    result = run_cli("diff", "manifests/secret.yaml", "--out", "plan.json", "--allow-secret", "DEPLOY_TOKEN")
     assert result.exit_code == 0, result.stderr
     assert "secret DEPLOY_TOKEN is not set" in result.stderr
     [record] = json.loads(Path("plan.json").read_text())["runs"]
     assert (record["key"], record["secret"], record["input"]) == ("s-1", True, {"token": "***"})
     refused = run_cli("apply", "plan.json", "--yes")
-    assert refused.exit_code == 1 and "uses secret(); plans never hold secret values" in refused.stderr
+    assert refused.exit_code == 1 and "1 run(s) use secret(), 's-1' first; plans never hold secret values" in (
+        refused.stderr
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import ssl
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,6 +16,9 @@ from types import TracebackType
 import grpc
 
 from hatchet_client.engine import tokens
+from hatchet_client.engine.dispatch.events import Cancel
+from hatchet_client.engine.dispatch.scheduler import Scheduler
+from hatchet_client.engine.dispatch.service import add_dispatch_servicers
 from hatchet_client.engine.errors import EngineError
 from hatchet_client.engine.faults import ENV_VAR, Fault, FaultSchedule, faults_from_json
 from hatchet_client.engine.rest import RestApi, RestServer
@@ -155,6 +159,12 @@ class Engine:
       (what Hatchet answers on its message-queue trigger path).
 
     Every stored run's metadata gets a `traceparent` (W3C, random ids) unless the caller set one, as on Hatchet.
+
+    Workers: the official SDK's worker registers its workflows (PutWorkflow: a version per distinct definition,
+    which also makes the name known), registers itself and listens; the scheduler (dispatch/) runs every stored
+    run of a workflow that has a version on the workers that registered its actions, and keeps the outcome. A
+    worker without a heartbeat for `worker_timeout` seconds is dead: its tasks are queued again. `clock` is the
+    time source of all dispatch timers (tests may pass their own).
     """
 
     def __init__(
@@ -165,10 +175,16 @@ class Engine:
         rest_port: int | None = None,
         tls: ServerTLS | None = None,
         *,
-        max_workers: int = 16,
+        max_workers: int = 64,
         workflows: Sequence[str] | None = None,
         unknown_workflows: UnknownWorkflows = "drop",
+        worker_timeout: float = 30.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        if not worker_timeout > 0:
+            raise EngineError("worker_timeout must be positive")
+        self.worker_timeout = worker_timeout
+        self._clock = clock
         if unknown_workflows not in UNKNOWN_WORKFLOW_MODES:
             raise EngineError(f"unknown_workflows must be drop or refuse, not {unknown_workflows!r}")
         if isinstance(workflows, str):
@@ -195,6 +211,7 @@ class Engine:
         self._rest_port: int | None = None
         self._store: RunStore | None = None
         self._writer: RunWriter | None = None
+        self._scheduler: Scheduler | None = None
         self._grpc: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
         self._rest: RestServer | None = None
@@ -224,11 +241,17 @@ class Engine:
         verifier = tokens.TokenVerifier(self._secret, self.tenant_id, self._store.token_known)
         self._writer = RunWriter(self.db_path)
         self._writer.start()
+        self._scheduler = Scheduler(self.db_path, self.tenant_id, worker_timeout=self.worker_timeout, clock=self._clock)
+        self._scheduler.start()
         self._executor = futures.ThreadPoolExecutor(self._max_workers, thread_name_prefix="engine-grpc")
         server = grpc.server(self._executor, interceptors=[AuthInterceptor(verifier)], options=_GRPC_OPTIONS)
         self._grpc = server
-        ingest = Ingest(self._writer, self._faults, self._stopping, self._store, self.unknown_workflows)
-        add_servicers(server, ingest, self._store)
+        scheduler = self._scheduler
+        ingest = Ingest(
+            self._writer, self._faults, self._stopping, self._store, self.unknown_workflows, on_stored=scheduler.wake
+        )
+        add_servicers(server, ingest, self._store, scheduler)
+        add_dispatch_servicers(server, scheduler, self._store, self._stopping)
         target = _host_port(self.host, self._want_port)
         try:
             if self.tls is None:
@@ -266,6 +289,9 @@ class Engine:
         if self._grpc is not None:
             self._grpc.stop(grace).wait()
             self._grpc = None
+        if self._scheduler is not None:
+            self._scheduler.close()
+            self._scheduler = None
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -345,6 +371,15 @@ class Engine:
     def recorder(self) -> bool:
         """True while the engine knows no workflow: it stores runs of every name, and checks none."""
         return not self.known_workflows()
+
+    # --- runs ---
+
+    def cancel(self, ids: Sequence[str]) -> list[str]:
+        """Cancel runs (by run id) or single tasks (by task external id): queued tasks are cancelled, running ones
+        get CANCEL_STEP_RUN on their worker. The ids that had something to cancel."""
+        if self._scheduler is None:
+            raise EngineError("the engine has not been started")
+        return list(self._scheduler.call(Cancel(tuple(ids))))
 
     # --- testing aids ---
 

@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
+from hatchet_client.engine.dispatch import results
 from hatchet_client.engine.errors import TokenError
 from hatchet_client.engine.service import UnknownWorkflows
 from hatchet_client.engine.store import KnownWorkflow, LikePatternError, RawRun, RunFilter, RunStore, workflow_id
@@ -126,10 +127,12 @@ class RestApi:
         unknown = set(statuses) - _STATUSES
         if unknown:
             raise BadRequest(f"unknown statuses: {', '.join(sorted(unknown))}")
-        if statuses and "QUEUED" not in statuses:
-            empty = True  # every run here is QUEUED
-        if _last(params, "worker_id"):
-            empty = True  # no run is ever assigned to a worker
+        worker = _last(params, "worker_id") or None
+        if worker is not None:
+            try:
+                worker = str(uuid.UUID(worker))
+            except ValueError:
+                raise BadRequest("worker_id must be a UUID") from None
         names: list[str] | None = None
         wanted_ids = [w for w in params.get("workflow_ids", []) if w]
         if wanted_ids:
@@ -145,6 +148,8 @@ class RestApi:
             operator=operator,
             since=None if since is None else _parse_time("since", since),
             until=None if until is None else _parse_time("until", until),
+            statuses=statuses or None,
+            worker_id=worker,
         )
         return flt, empty
 
@@ -155,10 +160,12 @@ class RestApi:
         offset = 0 if not offset_text else _parse_int("offset", offset_text, 0, 2**62)
         payloads = (_last(params, "include_payloads") or "true").lower() != "false"
         total, runs = (0, []) if empty else self._store.page(flt, limit, offset)
+        done = [run.seq for run in runs if run.status == "COMPLETED"]
+        outputs = self._store.read(lambda conn: results.outputs(conn, done)) if payloads and done else {}
         current = offset // limit + 1
         # As Hatchet computes it: next_page is always current_page + 1; num_pages tells when to stop.
         pagination = {"current_page": current, "next_page": current + 1, "num_pages": math.ceil(total / limit)}
-        rows = ",".join(self._row(run, payloads) for run in runs)
+        rows = ",".join(self._row(run, payloads, outputs.get(run.seq, {})) for run in runs)
         return f'{{"pagination":{_dumps(pagination)},"rows":[{rows}]}}'
 
     def _workflows(self, params: dict[str, list[str]]) -> str:
@@ -198,16 +205,26 @@ class RestApi:
             "isPaused": False,
         }
 
-    def _row(self, run: RawRun, payloads: bool) -> str:
-        """One row (V1TaskSummary's shape); the stored JSON texts are spliced in as received."""
+    def _row(self, run: RawRun, payloads: bool, output: dict[str, Any]) -> str:
+        """One row (V1TaskSummary's shape); the stored JSON texts are spliced in as received. A run's output is
+        its completed tasks' outputs by task name; `duration` is in milliseconds, from start to finish."""
         at = run.received_at
+        times: dict[str, Any] = {}
+        if run.started_at is not None:
+            times["startedAt"] = _rfc3339(run.started_at)
+        if run.finished_at is not None:
+            times["finishedAt"] = _rfc3339(run.finished_at)
+            times["duration"] = round(1000 * (run.finished_at - (run.started_at or run.finished_at)))
+        if run.error is not None:
+            times["errorMessage"] = run.error
         fields = {
             "metadata": {"id": run.run_id, "createdAt": at, "updatedAt": at},
             "createdAt": at,
             "displayName": run.workflow_name,
-            "output": {},
+            "output": output if payloads else {},
             "numSpawnedChildren": 0,
-            "status": "QUEUED",
+            "status": run.status,
+            **times,
             "taskExternalId": run.run_id,
             "taskId": run.seq,
             "taskInsertedAt": at,
@@ -216,8 +233,8 @@ class RestApi:
             "workflowId": workflow_id(self._tenant_id, run.workflow_name),
             "workflowName": run.workflow_name,
             "workflowRunExternalId": run.run_id,
-            "attempt": 0,
-            "retryCount": 0,
+            "attempt": run.retry_count + 1,
+            "retryCount": run.retry_count,
             "isEvicted": False,
         }
         payload = run.input if payloads else "{}"
@@ -225,6 +242,10 @@ class RestApi:
 
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _errors(description: str) -> str:

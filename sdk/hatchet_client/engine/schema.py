@@ -11,7 +11,16 @@ batch (appends, not page-by-page random writes, even with millions of runs); a l
 `registered_workflows` the workflows the engine KNOWS (declared when it starts, or registered later), in order of
 registration: with none, the engine is a recorder that accepts every name (see Engine).
 
-Versions: 1 lookup tables without buckets; 2 bucketed lookup tables; 3 adds `registered_workflows`.
+Dispatch (schema 4, see engine/dispatch/): `workflow_versions` holds what workers registered with PutWorkflow (one
+row per distinct definition of a name; the newest is the one new runs use). `dispatch_state.materialized_upto` is the
+last `runs.seq` the scheduler has looked at: runs of a workflow with a version get a `run_state` row (status, times,
+the version they run) and one `tasks` row per task (the queue, the leases and the outcomes, attempt by attempt
+overwritten in place: `retry_count` counts the attempts the task's retry policy has used); runs of a workflow
+without a version are left alone until one is registered. `workers` keeps registered workers across restarts (a
+worker reconnects with its id), `task_logs` what tasks logged (EventsService/PutLog).
+
+Versions: 1 lookup tables without buckets; 2 bucketed lookup tables; 3 adds `registered_workflows`; 4 adds the
+dispatch tables.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from typing import Literal
 
 from hatchet_client.engine.errors import EngineError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUCKET_BITS = 14  # 16384 runs per lookup bucket
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -60,6 +69,37 @@ CREATE TABLE IF NOT EXISTS run_metadata (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS index_state (id INTEGER PRIMARY KEY CHECK (id = 1), indexed_upto INTEGER NOT NULL);
 INSERT OR IGNORE INTO index_state (id, indexed_upto) VALUES (1, 0);
+CREATE TABLE IF NOT EXISTS workflow_versions (
+  seq INTEGER PRIMARY KEY, version_id TEXT NOT NULL UNIQUE, name TEXT NOT NULL, digest TEXT NOT NULL,
+  definition TEXT NOT NULL, created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workflow_versions_name ON workflow_versions (name, seq);
+CREATE TABLE IF NOT EXISTS workers (
+  worker_id TEXT PRIMARY KEY, name TEXT NOT NULL, actions TEXT NOT NULL, slots TEXT NOT NULL,
+  registered_at TEXT NOT NULL, status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_state (
+  seq INTEGER PRIMARY KEY, version_id TEXT NOT NULL, status TEXT NOT NULL,
+  started_at REAL, finished_at REAL, error TEXT, retry_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tasks (
+  task_id INTEGER PRIMARY KEY, run_seq INTEGER NOT NULL, readable_id TEXT NOT NULL, external_id TEXT NOT NULL UNIQUE,
+  action TEXT NOT NULL, is_on_failure INTEGER NOT NULL, status TEXT NOT NULL, priority INTEGER NOT NULL,
+  retry_count INTEGER NOT NULL DEFAULT 0, queued_at REAL, available_at REAL, schedule_deadline REAL,
+  worker_id TEXT, assigned_at REAL, started_at REAL, timeout_at REAL, finished_at REAL, output TEXT, error TEXT,
+  UNIQUE (run_seq, readable_id)
+);
+CREATE INDEX IF NOT EXISTS tasks_queue ON tasks (action, priority DESC, task_id) WHERE status = 'QUEUED';
+CREATE INDEX IF NOT EXISTS tasks_backoff ON tasks (available_at) WHERE status = 'QUEUED';
+CREATE INDEX IF NOT EXISTS tasks_schedule ON tasks (schedule_deadline) WHERE status = 'QUEUED';
+CREATE INDEX IF NOT EXISTS tasks_timeout ON tasks (timeout_at) WHERE status IN ('ASSIGNED', 'RUNNING');
+CREATE INDEX IF NOT EXISTS tasks_worker ON tasks (worker_id) WHERE status IN ('ASSIGNED', 'RUNNING');
+CREATE TABLE IF NOT EXISTS task_logs (
+  id INTEGER PRIMARY KEY, task_external_id TEXT NOT NULL, retry_count INTEGER, created_at TEXT NOT NULL,
+  level TEXT, message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dispatch_state (id INTEGER PRIMARY KEY CHECK (id = 1), materialized_upto INTEGER NOT NULL);
+INSERT OR IGNORE INTO dispatch_state (id, materialized_upto) VALUES (1, 0);
 """
 
 

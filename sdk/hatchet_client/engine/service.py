@@ -1,4 +1,5 @@
-"""The gRPC side: authentication interceptor and the WorkflowService / v1.AdminService servicers."""
+"""The gRPC side: authentication interceptor and the WorkflowService / v1.AdminService servicers (the Dispatcher's
+are in dispatch/service.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import grpc
 
 from hatchet_client._proto import workflows_pb2, workflows_pb2_grpc
 from hatchet_client._proto.v1 import admin_pb2, admin_pb2_grpc
+from hatchet_client.engine.dispatch import results
+from hatchet_client.engine.dispatch.definitions import parse_workflow
+from hatchet_client.engine.dispatch.events import Cancel, PutWorkflow
+from hatchet_client.engine.dispatch.scheduler import Scheduler
 from hatchet_client.engine.errors import EngineStopping, TokenError
 from hatchet_client.engine.faults import FaultSchedule
-from hatchet_client.engine.store import RunStore
+from hatchet_client.engine.store import RunStore, workflow_id
 from hatchet_client.engine.tokens import TokenVerifier
 from hatchet_client.engine.validate import RequestError, TriggerRequest, validate_runs
 from hatchet_client.engine.writer import RunWriter
@@ -53,7 +58,7 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         return continuation(handler_call_details)
 
 
-def _answer(context: grpc.ServicerContext, handle: Callable[[], T]) -> T:
+def answer(context: grpc.ServicerContext, handle: Callable[[], T]) -> T:
     """Run a handler; our RequestError becomes its status, anything unexpected becomes INTERNAL."""
     try:
         return handle()
@@ -85,7 +90,9 @@ class Ingest:
         stopping: threading.Event,
         store: RunStore,
         unknown: UnknownWorkflows = "drop",
+        on_stored: Callable[[], None] | None = None,
     ) -> None:
+        self._on_stored = on_stored
         self._writer = writer
         self._faults = faults
         self._stopping = stopping
@@ -115,6 +122,8 @@ class Ingest:
                 log.debug("engine: %d runs of unknown workflows dropped: %s", len(ids) - len(rows), unknown)
         if rows:
             self._writer.write(rows)
+            if self._on_stored is not None:
+                self._on_stored()
         for fault in hits:
             if fault.kind == "fail_after_commit":
                 raise RequestError(fault.status_code, "fault injected: call failed after its runs were committed")
@@ -130,21 +139,45 @@ class WorkflowServicer(workflows_pb2_grpc.WorkflowServiceServicer):  # type: ign
             ids = self._ingest.trigger([request], bulk=False)
             return workflows_pb2.TriggerWorkflowResponse(workflow_run_id=ids[0])
 
-        return _answer(context, handle)
+        return answer(context, handle)
 
     def BulkTriggerWorkflow(self, request: Any, context: grpc.ServicerContext) -> Any:
         def handle() -> Any:
             ids = self._ingest.trigger(request.workflows, bulk=True)
             return workflows_pb2.BulkTriggerWorkflowResponse(workflow_run_ids=ids)
 
-        return _answer(context, handle)
+        return answer(context, handle)
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
-    """GetRunDetails: the engine has no workers, so every run stays QUEUED and never done."""
+    """PutWorkflow (a worker's workflows: versions the scheduler runs), CancelTasks (by task or run id) and
+    GetRunDetails (the run's real status and its tasks' outcomes)."""
 
-    def __init__(self, store: RunStore) -> None:
+    def __init__(self, store: RunStore, scheduler: Scheduler) -> None:
         self._store = store
+        self._scheduler = scheduler
+
+    def PutWorkflow(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def handle() -> Any:
+            version_id, _ = self._scheduler.call(PutWorkflow(parse_workflow(request)))
+            return admin_pb2.CreateWorkflowVersionResponse(
+                id=version_id, workflow_id=workflow_id(self._store.tenant_id, request.name)
+            )
+
+        return answer(context, handle)
+
+    def CancelTasks(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def handle() -> Any:
+            if request.HasField("filter"):
+                raise RequestError(
+                    grpc.StatusCode.UNIMPLEMENTED, "the embedded engine cancels by external_ids only, not by filter"
+                )
+            if not request.external_ids:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "external_ids is empty")
+            cancelled = self._scheduler.call(Cancel(tuple(request.external_ids)))
+            return admin_pb2.CancelTasksResponse(cancelled_tasks=cancelled)
+
+        return answer(context, handle)
 
     def GetRunDetails(self, request: Any, context: grpc.ServicerContext) -> Any:
         def handle() -> Any:
@@ -152,16 +185,11 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):  # type: ignore[misc]
             run = self._store.get_raw_run(run_id) if run_id else None
             if run is None:
                 raise RequestError(grpc.StatusCode.NOT_FOUND, f"workflow run {run_id!r} not found")
-            return admin_pb2.GetRunDetailsResponse(
-                input=run.input.encode(),  # the JSON texts as received
-                status=admin_pb2.QUEUED,
-                done=False,
-                additional_metadata=run.additional_metadata.encode(),
-            )
+            return self._store.read(lambda conn: results.details(conn, run.seq, run.input, run.additional_metadata))
 
-        return _answer(context, handle)
+        return answer(context, handle)
 
 
-def add_servicers(server: grpc.Server, ingest: Ingest, store: RunStore) -> None:
+def add_servicers(server: grpc.Server, ingest: Ingest, store: RunStore, scheduler: Scheduler) -> None:
     workflows_pb2_grpc.add_WorkflowServiceServicer_to_server(WorkflowServicer(ingest), server)
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(store), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(store, scheduler), server)

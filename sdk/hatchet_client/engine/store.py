@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from hatchet_client.engine.errors import EngineError
 from hatchet_client.engine.schema import (
@@ -27,13 +27,22 @@ from hatchet_client.engine.schema import (
     insert_workflows,
 )
 
+T = TypeVar("T")
+
 # The lookup buckets that hold indexed runs: each lookup probes them all (see schema.py).
 _BUCKETS = (
     f"WITH RECURSIVE buckets(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM buckets"
     f" WHERE n < (SELECT indexed_upto FROM index_state) >> {BUCKET_BITS}) "
 )
 _RECEIVED_AT = "(SELECT c.received_at FROM commits c WHERE c.first_seq <= r.seq ORDER BY c.first_seq DESC LIMIT 1)"
-_COLUMNS = f"r.seq, r.run_id, r.workflow_name, r.input, r.additional_metadata, r.priority, {_RECEIVED_AT}"
+_COLUMNS = (
+    f"r.seq, r.run_id, r.workflow_name, r.input, r.additional_metadata, r.priority, {_RECEIVED_AT},"
+    " coalesce(s.status, 'QUEUED'), s.started_at, s.finished_at, s.error, coalesce(s.retry_count, 0)"
+)
+# A run's dispatch state (see schema.py): a run without one is QUEUED (its workflow has no version yet).
+_FROM = "runs r LEFT JOIN run_state s ON s.seq = r.seq"
+_STATUS = "coalesce((SELECT s2.status FROM run_state s2 WHERE s2.seq = r.seq), 'QUEUED')"
+RUN_STATUSES = ("QUEUED", "RUNNING", "COMPLETED", "CANCELLED", "FAILED")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,11 @@ class StoredRun:
     priority: int | None
     received_at: datetime
     seq: int = field(default=0, compare=False)
+    status: str = "QUEUED"  # QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    retry_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,8 +69,17 @@ class StoredRun:
             "input": self.input,
             "additional_metadata": self.additional_metadata,
             "priority": self.priority,
-            "received_at": self.received_at.isoformat().replace("+00:00", "Z"),
+            "received_at": _z(self.received_at),
+            "status": self.status,
+            "started_at": _z(self.started_at),
+            "finished_at": _z(self.finished_at),
+            "error": self.error,
+            "retry_count": self.retry_count,
         }
+
+
+def _z(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +92,8 @@ class RunFilter:
     operator: Literal["AND", "OR"] = "AND"
     since: datetime | None = None
     until: datetime | None = None
+    statuses: Sequence[str] | None = None  # any of these run statuses (None: no restriction)
+    worker_id: str | None = None  # runs with a task assigned to this worker (now or last)
 
 
 class KnownWorkflow(NamedTuple):
@@ -138,10 +163,19 @@ class RawRun(NamedTuple):
     additional_metadata: str
     priority: int | None
     received_at: str
+    status: str = "QUEUED"
+    started_at: float | None = None  # epoch seconds
+    finished_at: float | None = None
+    error: str | None = None
+    retry_count: int = 0
+
+
+def _moment(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
 def _row_to_run(row: Sequence[Any]) -> StoredRun:
-    seq, run_id, name, input_text, meta_text, priority, received = row
+    seq, run_id, name, input_text, meta_text, priority, received, status, started, finished, error, retries = row
     return StoredRun(
         run_id=run_id,
         workflow_name=name,
@@ -150,6 +184,11 @@ def _row_to_run(row: Sequence[Any]) -> StoredRun:
         priority=priority,
         received_at=datetime.fromisoformat(received),
         seq=seq,
+        status=status,
+        started_at=_moment(started),
+        finished_at=_moment(finished),
+        error=error,
+        retry_count=retries,
     )
 
 
@@ -194,6 +233,12 @@ def _where(flt: RunFilter) -> tuple[str, list[Any]]:
     if flt.until is not None:
         conds.append("r.seq <= (SELECT coalesce(max(last_seq), 0) FROM commits WHERE received_at <= ?)")
         params.append(_utc_text(flt.until))
+    if flt.statuses is not None:
+        conds.append(f"{_STATUS} IN ({', '.join('?' for _ in flt.statuses)})")
+        params += list(flt.statuses)
+    if flt.worker_id is not None:
+        conds.append("r.seq IN (SELECT run_seq FROM tasks WHERE worker_id = ?)")
+        params.append(flt.worker_id)
     return (" WHERE " + " AND ".join(conds) if conds else ""), params
 
 
@@ -246,6 +291,11 @@ class RunStore:
             conn.execute("BEGIN")
             yield conn
 
+    def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """`query(conn)` in one read transaction (the dispatch read side uses it)."""
+        with self._snapshot() as conn:
+            return query(conn)
+
     def close(self) -> None:
         self._closed = True
         for conn in self._all:
@@ -271,7 +321,7 @@ class RunStore:
         self, flt: RunFilter, *, newest_first: bool = False, limit: int | None = None, offset: int = 0
     ) -> Iterator[StoredRun]:
         where, params = _where(flt)
-        sql = f"{_BUCKETS}SELECT {_COLUMNS} FROM runs r{where} ORDER BY r.seq {'DESC' if newest_first else 'ASC'}"
+        sql = f"{_BUCKETS}SELECT {_COLUMNS} FROM {_FROM}{where} ORDER BY r.seq {'DESC' if newest_first else 'ASC'}"
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             params += [limit, offset]
@@ -287,7 +337,7 @@ class RunStore:
         with self._snapshot() as conn:
             total = int(conn.execute(f"{_BUCKETS}SELECT count(*) FROM runs r{where}", params).fetchone()[0])
             rows = conn.execute(
-                f"{_BUCKETS}SELECT {_COLUMNS} FROM runs r{where} ORDER BY r.seq DESC LIMIT ? OFFSET ?",
+                f"{_BUCKETS}SELECT {_COLUMNS} FROM {_FROM}{where} ORDER BY r.seq DESC LIMIT ? OFFSET ?",
                 [*params, limit, offset],
             ).fetchall()
         return total, [RawRun(*row) for row in rows]
@@ -307,9 +357,9 @@ class RunStore:
     def get_raw_run(self, run_id: str) -> RawRun | None:
         with self._snapshot() as conn:
             row = conn.execute(
-                f"{_BUCKETS}SELECT {_COLUMNS} FROM runs r WHERE r.seq ="
+                f"{_BUCKETS}SELECT {_COLUMNS} FROM {_FROM} WHERE r.seq ="
                 " (SELECT seq FROM run_ids WHERE bucket IN (SELECT n FROM buckets) AND run_id = ?)"
-                f" UNION ALL SELECT {_COLUMNS} FROM runs r"
+                f" UNION ALL SELECT {_COLUMNS} FROM {_FROM}"
                 " WHERE r.seq > (SELECT indexed_upto FROM index_state) AND r.run_id = ? LIMIT 1",
                 (run_id, run_id),
             ).fetchone()

@@ -23,27 +23,75 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from ..v1 import trigger_pb2 as v1_dot_trigger__pb2
 
 
-DESCRIPTOR = __import__('hatchet_client._proto._pool', fromlist=['POOL']).POOL.AddSerializedFile(b'\n\x0ev1/admin.proto\x12\x02v1\"+\n\x14GetRunDetailsRequest\x12\x13\n\x0b\x65xternal_id\x18\x01 \x01(\t\"\xaa\x01\n\rTaskRunDetail\x12\x13\n\x0b\x65xternal_id\x18\x01 \x01(\t\x12\x1d\n\x06status\x18\x02 \x01(\x0e\x32\r.v1.RunStatus\x12\x12\n\x05\x65rror\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06output\x18\x04 \x01(\x0cH\x01\x88\x01\x01\x12\x13\n\x0breadable_id\x18\x05 \x01(\t\x12\x12\n\nis_evicted\x18\x06 \x01(\x08\x42\x08\n\x06_errorB\t\n\x07_output\"\x84\x02\n\x15GetRunDetailsResponse\x12\r\n\x05input\x18\x01 \x01(\x0c\x12\x1d\n\x06status\x18\x02 \x01(\x0e\x32\r.v1.RunStatus\x12:\n\ttask_runs\x18\x03 \x03(\x0b\x32\'.v1.GetRunDetailsResponse.TaskRunsEntry\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\x12\x1b\n\x13\x61\x64\x64itional_metadata\x18\x05 \x01(\x0c\x12\x12\n\nis_evicted\x18\x06 \x01(\x08\x1a\x42\n\rTaskRunsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12 \n\x05value\x18\x02 \x01(\x0b\x32\x11.v1.TaskRunDetail:\x02\x38\x01*[\n\tRunStatus\x12\n\n\x06QUEUED\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\r\n\tCOMPLETED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tCANCELLED\x10\x04\x12\x0b\n\x07\x45VICTED\x10\x05\x32T\n\x0c\x41\x64minService\x12\x44\n\rGetRunDetails\x12\x18.v1.GetRunDetailsRequest\x1a\x19.v1.GetRunDetailsResponseb\x06proto3')
+DESCRIPTOR = __import__('hatchet_client._proto._pool', fromlist=['POOL']).POOL.AddSerializedFile(b'\n\x0ev1/admin.proto\x12\x02v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x10v1/trigger.proto\"\x9d\x02\n\x0b\x43oncurrency\x12\x12\n\nexpression\x18\x01 \x01(\t\x12\x15\n\x08max_runs\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x39\n\x0elimit_strategy\x18\x03 \x01(\x0e\x32\x1c.v1.ConcurrencyLimitStrategyH\x01\x88\x01\x01\x12\x11\n\x04name\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x1d\n\x10is_tenant_scoped\x18\x05 \x01(\x08H\x03\x88\x01\x01\x12 \n\x13max_runs_expression\x18\x06 \x01(\tH\x04\x88\x01\x01\x42\x0b\n\t_max_runsB\x11\n\x0f_limit_strategyB\x07\n\x05_nameB\x13\n\x11_is_tenant_scopedB\x16\n\x14_max_runs_expression\"\xfd\x01\n\x13\x43reateTaskRateLimit\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x12\n\x05units\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x15\n\x08key_expr\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x17\n\nunits_expr\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x1e\n\x11limit_values_expr\x18\x05 \x01(\tH\x03\x88\x01\x01\x12,\n\x08\x64uration\x18\x06 \x01(\x0e\x32\x15.v1.RateLimitDurationH\x04\x88\x01\x01\x42\x08\n\x06_unitsB\x0b\n\t_key_exprB\r\n\x0b_units_exprB\x14\n\x12_limit_values_exprB\x0b\n\t_duration\"\x1e\n\x1cParentOverrideMatchCondition\"\x15\n\x13SleepMatchCondition\"\x19\n\x17UserEventMatchCondition\"\xc5\x01\n\x0eTaskConditions\x12\x44\n\x1aparent_override_conditions\x18\x01 \x03(\x0b\x32 .v1.ParentOverrideMatchCondition\x12\x31\n\x10sleep_conditions\x18\x02 \x03(\x0b\x32\x17.v1.SleepMatchCondition\x12:\n\x15user_event_conditions\x18\x03 \x03(\x0b\x32\x1b.v1.UserEventMatchCondition\"\x89\x02\n\x0fTaskBatchConfig\x12\x16\n\x0e\x62\x61tch_max_size\x18\x01 \x01(\x05\x12\"\n\x15\x62\x61tch_max_interval_ms\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x1c\n\x0f\x62\x61tch_group_key\x18\x03 \x01(\tH\x01\x88\x01\x01\x12!\n\x14\x62\x61tch_group_max_runs\x18\x04 \x01(\x05H\x02\x88\x01\x01\x12\x1d\n\x10\x62roadcast_output\x18\x05 \x01(\x08H\x03\x88\x01\x01\x42\x18\n\x16_batch_max_interval_msB\x12\n\x10_batch_group_keyB\x17\n\x15_batch_group_max_runsB\x13\n\x11_broadcast_output\"\xc7\x05\n\x0e\x43reateTaskOpts\x12\x13\n\x0breadable_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0f\n\x07timeout\x18\x03 \x01(\t\x12\x0e\n\x06inputs\x18\x04 \x01(\t\x12\x0f\n\x07parents\x18\x05 \x03(\t\x12\x0f\n\x07retries\x18\x06 \x01(\x05\x12,\n\x0brate_limits\x18\x07 \x03(\x0b\x32\x17.v1.CreateTaskRateLimit\x12;\n\rworker_labels\x18\x08 \x03(\x0b\x32$.v1.CreateTaskOpts.WorkerLabelsEntry\x12\x1b\n\x0e\x62\x61\x63koff_factor\x18\t \x01(\x02H\x00\x88\x01\x01\x12 \n\x13\x62\x61\x63koff_max_seconds\x18\n \x01(\x05H\x01\x88\x01\x01\x12$\n\x0b\x63oncurrency\x18\x0b \x03(\x0b\x32\x0f.v1.Concurrency\x12&\n\nconditions\x18\x0c \x01(\x0b\x32\x12.v1.TaskConditions\x12\x1d\n\x10schedule_timeout\x18\r \x01(\tH\x02\x88\x01\x01\x12\x12\n\nis_durable\x18\x0e \x01(\x08\x12;\n\rslot_requests\x18\x0f \x03(\x0b\x32$.v1.CreateTaskOpts.SlotRequestsEntry\x12\"\n\x05\x62\x61tch\x18\x10 \x01(\x0b\x32\x13.v1.TaskBatchConfig\x1aL\n\x11WorkerLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12&\n\x05value\x18\x02 \x01(\x0b\x32\x17.v1.DesiredWorkerLabels:\x02\x38\x01\x1a\x33\n\x11SlotRequestsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\x42\x11\n\x0f_backoff_factorB\x16\n\x14_backoff_max_secondsB\x13\n\x11_schedule_timeout\"T\n\rDefaultFilter\x12\x12\n\nexpression\x18\x01 \x01(\t\x12\r\n\x05scope\x18\x02 \x01(\t\x12\x14\n\x07payload\x18\x03 \x01(\x0cH\x00\x88\x01\x01\x42\n\n\x08_payload\"n\n\x11IdempotencyConfig\x12\x12\n\nexpression\x18\x01 \x01(\t\x12\x0e\n\x06ttl_ms\x18\x02 \x01(\x03\x12*\n\x06method\x18\x03 \x01(\x0e\x32\x15.v1.IdempotencyMethodH\x00\x88\x01\x01\x42\t\n\x07_method\"\xbf\x04\n\x1c\x43reateWorkflowVersionRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x16\n\x0e\x65vent_triggers\x18\x04 \x03(\t\x12\x15\n\rcron_triggers\x18\x05 \x03(\t\x12!\n\x05tasks\x18\x06 \x03(\x0b\x32\x12.v1.CreateTaskOpts\x12$\n\x0b\x63oncurrency\x18\x07 \x01(\x0b\x32\x0f.v1.Concurrency\x12\x17\n\ncron_input\x18\x08 \x01(\tH\x00\x88\x01\x01\x12+\n\x0fon_failure_task\x18\t \x01(\x0b\x32\x12.v1.CreateTaskOpts\x12\'\n\x06sticky\x18\n \x01(\x0e\x32\x12.v1.StickyStrategyH\x01\x88\x01\x01\x12\x1d\n\x10\x64\x65\x66\x61ult_priority\x18\x0b \x01(\x05H\x02\x88\x01\x01\x12(\n\x0f\x63oncurrency_arr\x18\x0c \x03(\x0b\x32\x0f.v1.Concurrency\x12*\n\x0f\x64\x65\x66\x61ult_filters\x18\r \x03(\x0b\x32\x11.v1.DefaultFilter\x12\x1e\n\x11input_json_schema\x18\x0e \x01(\x0cH\x03\x88\x01\x01\x12*\n\x0bidempotency\x18\x0f \x01(\x0b\x32\x15.v1.IdempotencyConfigB\r\n\x0b_cron_inputB\t\n\x07_stickyB\x13\n\x11_default_priorityB\x14\n\x12_input_json_schema\"@\n\x1d\x43reateWorkflowVersionResponse\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bworkflow_id\x18\x02 \x01(\t\"\xa8\x01\n\x0bTasksFilter\x12\x10\n\x08statuses\x18\x01 \x03(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cworkflow_ids\x18\x04 \x03(\t\x12\x1b\n\x13\x61\x64\x64itional_metadata\x18\x05 \x03(\t\"K\n\x12\x43\x61ncelTasksRequest\x12\x14\n\x0c\x65xternal_ids\x18\x01 \x03(\t\x12\x1f\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x0f.v1.TasksFilter\".\n\x13\x43\x61ncelTasksResponse\x12\x17\n\x0f\x63\x61ncelled_tasks\x18\x01 \x03(\t\"+\n\x14GetRunDetailsRequest\x12\x13\n\x0b\x65xternal_id\x18\x01 \x01(\t\"\xaa\x01\n\rTaskRunDetail\x12\x13\n\x0b\x65xternal_id\x18\x01 \x01(\t\x12\x1d\n\x06status\x18\x02 \x01(\x0e\x32\r.v1.RunStatus\x12\x12\n\x05\x65rror\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06output\x18\x04 \x01(\x0cH\x01\x88\x01\x01\x12\x13\n\x0breadable_id\x18\x05 \x01(\t\x12\x12\n\nis_evicted\x18\x06 \x01(\x08\x42\x08\n\x06_errorB\t\n\x07_output\"\x84\x02\n\x15GetRunDetailsResponse\x12\r\n\x05input\x18\x01 \x01(\x0c\x12\x1d\n\x06status\x18\x02 \x01(\x0e\x32\r.v1.RunStatus\x12:\n\ttask_runs\x18\x03 \x03(\x0b\x32\'.v1.GetRunDetailsResponse.TaskRunsEntry\x12\x0c\n\x04\x64one\x18\x04 \x01(\x08\x12\x1b\n\x13\x61\x64\x64itional_metadata\x18\x05 \x01(\x0c\x12\x12\n\nis_evicted\x18\x06 \x01(\x08\x1a\x42\n\rTaskRunsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12 \n\x05value\x18\x02 \x01(\x0b\x32\x11.v1.TaskRunDetail:\x02\x38\x01*[\n\tRunStatus\x12\n\n\x06QUEUED\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\r\n\tCOMPLETED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x12\r\n\tCANCELLED\x10\x04\x12\x0b\n\x07\x45VICTED\x10\x05*$\n\x0eStickyStrategy\x12\x08\n\x04SOFT\x10\x00\x12\x08\n\x04HARD\x10\x01*]\n\x11RateLimitDuration\x12\n\n\x06SECOND\x10\x00\x12\n\n\x06MINUTE\x10\x01\x12\x08\n\x04HOUR\x10\x02\x12\x07\n\x03\x44\x41Y\x10\x03\x12\x08\n\x04WEEK\x10\x04\x12\t\n\x05MONTH\x10\x05\x12\x08\n\x04YEAR\x10\x06*\xc1\x01\n\x18\x43oncurrencyLimitStrategy\x12\x16\n\x12\x43\x41NCEL_IN_PROGRESS\x10\x00\x12\x0f\n\x0b\x44ROP_NEWEST\x10\x01\x12\x10\n\x0cQUEUE_NEWEST\x10\x02\x12\x15\n\x11GROUP_ROUND_ROBIN\x10\x03\x12\x11\n\rCANCEL_NEWEST\x10\x04\x12\x1f\n\x1b\x43\x41NCEL_QUEUED_EXCEPT_NEWEST\x10\x05\x12\x1f\n\x1b\x43\x41NCEL_QUEUED_EXCEPT_OLDEST\x10\x06*(\n\x11IdempotencyMethod\x12\x07\n\x03TTL\x10\x00\x12\n\n\x06STATUS\x10\x01\x32\xe8\x01\n\x0c\x41\x64minService\x12R\n\x0bPutWorkflow\x12 .v1.CreateWorkflowVersionRequest\x1a!.v1.CreateWorkflowVersionResponse\x12>\n\x0b\x43\x61ncelTasks\x12\x16.v1.CancelTasksRequest\x1a\x17.v1.CancelTasksResponse\x12\x44\n\rGetRunDetails\x12\x18.v1.GetRunDetailsRequest\x1a\x19.v1.GetRunDetailsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'v1.admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CREATETASKOPTS_WORKERLABELSENTRY']._loaded_options = None
+  _globals['_CREATETASKOPTS_WORKERLABELSENTRY']._serialized_options = b'8\001'
+  _globals['_CREATETASKOPTS_SLOTREQUESTSENTRY']._loaded_options = None
+  _globals['_CREATETASKOPTS_SLOTREQUESTSENTRY']._serialized_options = b'8\001'
   _globals['_GETRUNDETAILSRESPONSE_TASKRUNSENTRY']._loaded_options = None
   _globals['_GETRUNDETAILSRESPONSE_TASKRUNSENTRY']._serialized_options = b'8\001'
-  _globals['_RUNSTATUS']._serialized_start=503
-  _globals['_RUNSTATUS']._serialized_end=594
-  _globals['_GETRUNDETAILSREQUEST']._serialized_start=22
-  _globals['_GETRUNDETAILSREQUEST']._serialized_end=65
-  _globals['_TASKRUNDETAIL']._serialized_start=68
-  _globals['_TASKRUNDETAIL']._serialized_end=238
-  _globals['_GETRUNDETAILSRESPONSE']._serialized_start=241
-  _globals['_GETRUNDETAILSRESPONSE']._serialized_end=501
-  _globals['_GETRUNDETAILSRESPONSE_TASKRUNSENTRY']._serialized_start=435
-  _globals['_GETRUNDETAILSRESPONSE_TASKRUNSENTRY']._serialized_end=501
-  _globals['_ADMINSERVICE']._serialized_start=596
-  _globals['_ADMINSERVICE']._serialized_end=680
+  _globals['_RUNSTATUS']._serialized_start=3500
+  _globals['_RUNSTATUS']._serialized_end=3591
+  _globals['_STICKYSTRATEGY']._serialized_start=3593
+  _globals['_STICKYSTRATEGY']._serialized_end=3629
+  _globals['_RATELIMITDURATION']._serialized_start=3631
+  _globals['_RATELIMITDURATION']._serialized_end=3724
+  _globals['_CONCURRENCYLIMITSTRATEGY']._serialized_start=3727
+  _globals['_CONCURRENCYLIMITSTRATEGY']._serialized_end=3920
+  _globals['_IDEMPOTENCYMETHOD']._serialized_start=3922
+  _globals['_IDEMPOTENCYMETHOD']._serialized_end=3962
+  _globals['_CONCURRENCY']._serialized_start=74
+  _globals['_CONCURRENCY']._serialized_end=359
+  _globals['_CREATETASKRATELIMIT']._serialized_start=362
+  _globals['_CREATETASKRATELIMIT']._serialized_end=615
+  _globals['_PARENTOVERRIDEMATCHCONDITION']._serialized_start=617
+  _globals['_PARENTOVERRIDEMATCHCONDITION']._serialized_end=647
+  _globals['_SLEEPMATCHCONDITION']._serialized_start=649
+  _globals['_SLEEPMATCHCONDITION']._serialized_end=670
+  _globals['_USEREVENTMATCHCONDITION']._serialized_start=672
+  _globals['_USEREVENTMATCHCONDITION']._serialized_end=697
+  _globals['_TASKCONDITIONS']._serialized_start=700
+  _globals['_TASKCONDITIONS']._serialized_end=897
+  _globals['_TASKBATCHCONFIG']._serialized_start=900
+  _globals['_TASKBATCHCONFIG']._serialized_end=1165
+  _globals['_CREATETASKOPTS']._serialized_start=1168
+  _globals['_CREATETASKOPTS']._serialized_end=1879
+  _globals['_CREATETASKOPTS_WORKERLABELSENTRY']._serialized_start=1686
+  _globals['_CREATETASKOPTS_WORKERLABELSENTRY']._serialized_end=1762
+  _globals['_CREATETASKOPTS_SLOTREQUESTSENTRY']._serialized_start=1764
+  _globals['_CREATETASKOPTS_SLOTREQUESTSENTRY']._serialized_end=1815
+  _globals['_DEFAULTFILTER']._serialized_start=1881
+  _globals['_DEFAULTFILTER']._serialized_end=1965
+  _globals['_IDEMPOTENCYCONFIG']._serialized_start=1967
+  _globals['_IDEMPOTENCYCONFIG']._serialized_end=2077
+  _globals['_CREATEWORKFLOWVERSIONREQUEST']._serialized_start=2080
+  _globals['_CREATEWORKFLOWVERSIONREQUEST']._serialized_end=2655
+  _globals['_CREATEWORKFLOWVERSIONRESPONSE']._serialized_start=2657
+  _globals['_CREATEWORKFLOWVERSIONRESPONSE']._serialized_end=2721
+  _globals['_TASKSFILTER']._serialized_start=2724
+  _globals['_TASKSFILTER']._serialized_end=2892
+  _globals['_CANCELTASKSREQUEST']._serialized_start=2894
+  _globals['_CANCELTASKSREQUEST']._serialized_end=2969
+  _globals['_CANCELTASKSRESPONSE']._serialized_start=2971
+  _globals['_CANCELTASKSRESPONSE']._serialized_end=3017
+  _globals['_GETRUNDETAILSREQUEST']._serialized_start=3019
+  _globals['_GETRUNDETAILSREQUEST']._serialized_end=3062
+  _globals['_TASKRUNDETAIL']._serialized_start=3065
+  _globals['_TASKRUNDETAIL']._serialized_end=3235
+  _globals['_GETRUNDETAILSRESPONSE']._serialized_start=3238
+  _globals['_GETRUNDETAILSRESPONSE']._serialized_end=3498
+  _globals['_GETRUNDETAILSRESPONSE_TASKRUNSENTRY']._serialized_start=3432
+  _globals['_GETRUNDETAILSRESPONSE_TASKRUNSENTRY']._serialized_end=3498
+  _globals['_ADMINSERVICE']._serialized_start=3965
+  _globals['_ADMINSERVICE']._serialized_end=4197
 # @@protoc_insertion_point(module_scope)

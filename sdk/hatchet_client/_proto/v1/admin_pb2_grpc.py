@@ -35,6 +35,16 @@ class AdminServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.PutWorkflow = channel.unary_unary(
+                '/v1.AdminService/PutWorkflow',
+                request_serializer=v1_dot_admin__pb2.CreateWorkflowVersionRequest.SerializeToString,
+                response_deserializer=v1_dot_admin__pb2.CreateWorkflowVersionResponse.FromString,
+                _registered_method=True)
+        self.CancelTasks = channel.unary_unary(
+                '/v1.AdminService/CancelTasks',
+                request_serializer=v1_dot_admin__pb2.CancelTasksRequest.SerializeToString,
+                response_deserializer=v1_dot_admin__pb2.CancelTasksResponse.FromString,
+                _registered_method=True)
         self.GetRunDetails = channel.unary_unary(
                 '/v1.AdminService/GetRunDetails',
                 request_serializer=v1_dot_admin__pb2.GetRunDetailsRequest.SerializeToString,
@@ -45,6 +55,18 @@ class AdminServiceStub:
 class AdminServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def PutWorkflow(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelTasks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetRunDetails(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -54,6 +76,16 @@ class AdminServiceServicer:
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'PutWorkflow': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutWorkflow,
+                    request_deserializer=v1_dot_admin__pb2.CreateWorkflowVersionRequest.FromString,
+                    response_serializer=v1_dot_admin__pb2.CreateWorkflowVersionResponse.SerializeToString,
+            ),
+            'CancelTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTasks,
+                    request_deserializer=v1_dot_admin__pb2.CancelTasksRequest.FromString,
+                    response_serializer=v1_dot_admin__pb2.CancelTasksResponse.SerializeToString,
+            ),
             'GetRunDetails': grpc.unary_unary_rpc_method_handler(
                     servicer.GetRunDetails,
                     request_deserializer=v1_dot_admin__pb2.GetRunDetailsRequest.FromString,
@@ -69,6 +101,60 @@ def add_AdminServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def PutWorkflow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/v1.AdminService/PutWorkflow',
+            v1_dot_admin__pb2.CreateWorkflowVersionRequest.SerializeToString,
+            v1_dot_admin__pb2.CreateWorkflowVersionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/v1.AdminService/CancelTasks',
+            v1_dot_admin__pb2.CancelTasksRequest.SerializeToString,
+            v1_dot_admin__pb2.CancelTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetRunDetails(request,
