@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from hatchet_manifest.errors import ManifestError, Problem
 from hatchet_manifest.manifest.build import RunBuilder
@@ -24,8 +24,12 @@ from hatchet_manifest.manifest.template import REVEAL_VAR, Environment
 from hatchet_manifest.manifest.validate import SchemaRegistry, describe
 from hatchet_manifest.manifest.values import Values, merge
 
-if TYPE_CHECKING:
-    from hatchet_manifest.manifest.sandbox import Rendering
+
+class Rendering(Protocol):
+    """What renders runs: a Renderer here, or the bounded worker process the commands use (sandbox.py)."""
+
+    def runs(self) -> Iterator[RenderedRun]: ...
+
 
 KEY_BATCH = 1024
 SHARD_BLOCK = 1024  # a shard is made of blocks of consecutive items: block = ordinal // SHARD_BLOCK
