@@ -76,6 +76,14 @@ def command() -> None:
 @click.option(
     "--tls-client-ca", type=click.Path(exists=True, dir_okay=False), help="Require client certificates from this CA."
 )
+@click.option(
+    "--workflow",
+    "workflows",
+    multiple=True,
+    metavar="NAME",
+    help="Declare a workflow (full name; repeatable; kept in the database). An engine that knows workflows drops "
+    "runs of other names, as Hatchet does; `apply` checks names first.",
+)
 def serve(
     host: str,
     port: int,
@@ -84,6 +92,7 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     tls_client_ca: str | None,
+    workflows: tuple[str, ...],
 ) -> None:
     """Run the engine until SIGINT or SIGTERM."""
     if bool(tls_cert) != bool(tls_key) or (tls_client_ca and not tls_cert):
@@ -97,7 +106,7 @@ def serve(
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with _engine_errors():
-            engine = Engine(db, host=host, port=port, rest_port=rest_port, tls=tls).start()
+            engine = Engine(db, host=host, port=port, rest_port=rest_port, tls=tls, workflows=workflows).start()
         try:
             token_cmd = f"hatchet-manifest engine token --db {db} --port {engine.port} --rest-port {engine.rest_port}"
             if host != "127.0.0.1":

@@ -32,3 +32,67 @@ def test_serve_on_the_last_port_is_a_clear_error(tmp_path: Path, run_cli: RunCli
     assert result.exit_code == 1 and "Traceback" not in result.stderr
     assert result.stderr == "error: port 65535 leaves no next port for REST: choose --rest-port\n"
     assert not (tmp_path / "e.db").exists()
+
+
+def test_serve_declares_workflows_and_apply_checks_them(tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from tests.apply.conftest import cli_args
+    from tests.net import free_port
+
+    db = tmp_path / "engine.db"
+    port, rest = free_port(), free_port()
+    proc = subprocess.Popen(
+        cli_args(
+            "engine",
+            "serve",
+            "--port",
+            str(port),
+            "--rest-port",
+            str(rest),
+            "--db",
+            str(db),
+            "--workflow",
+            "BulkParent",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+        token = subprocess.run(
+            cli_args("engine", "token", "--db", str(db), "--port", str(port), "--rest-port", str(rest)),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HATCHET_", "CI"))}
+        env.update(HATCHET_CLIENT_TOKEN=token, HATCHET_CLIENT_TLS_STRATEGY="none")
+        from tests.conftest import ROOT
+
+        applied = subprocess.run(
+            cli_args(
+                "apply", str(ROOT / "manifests"), "--yes", "--engine", "remote", "--state-dir", str(tmp_path / "s")
+            ),
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert applied.returncode == 1
+        assert "workflow 'ManualTriggerWorkflow' does not exist in the target tenant" in applied.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
