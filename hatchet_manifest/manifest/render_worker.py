@@ -2,6 +2,6 @@
 hatchet_manifest.manifest.sandbox)."""
 
 if __name__ == "__main__":
-    from hatchet_manifest.manifest.sandbox import worker_main
+    from hatchet_manifest.manifest.render_protocol import worker_main
 
     worker_main()

@@ -13,125 +13,49 @@ costs what), so that nested loops or recursion cannot keep a CI job busy for hou
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import types
 from collections.abc import Callable, Iterable, Iterator
-from datetime import date, datetime, timedelta
 from functools import update_wrapper
 from typing import Any, cast
 
-from jinja2 import StrictUndefined, Template, nodes, pass_context, pass_environment
+from jinja2 import nodes, pass_environment
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from jinja2.utils import missing, object_type_repr
 from markupsafe import Markup
 
 from hatchet_manifest import scrub
 from hatchet_manifest.manifest import caps
 from hatchet_manifest.manifest.access import Access
+from hatchet_manifest.manifest.filter_caps import metered_filter, metered_test
 from hatchet_manifest.manifest.opaque import MASK as MASK
-from hatchet_manifest.manifest.opaque import SecretText, SecretUseError, concat, join
+from hatchet_manifest.manifest.opaque import SecretText, SecretUseError, concat
+from hatchet_manifest.manifest.template_helpers import RangeHelpers, _date_add, _sha256
+from hatchet_manifest.manifest.template_helpers import TemplateFunctionError as TemplateFunctionError
+from hatchet_manifest.manifest.template_secrets import (
+    _PASS_THROUGH,
+    _WHY,
+    SecretAccess,
+    _env,
+    _has_secret,
+    _json_default,
+    _passing_secrets,
+    _refusing_secrets,
+    _secret,
+    _to_json,
+)
+from hatchet_manifest.manifest.template_secrets import REVEAL_VAR as REVEAL_VAR
+from hatchet_manifest.manifest.template_text import _as_text, _cap_len, _finalize, _Undefined
+from hatchet_manifest.manifest.template_text import checked_concat as checked_concat
+from hatchet_manifest.manifest.template_text import output_text as output_text
+from hatchet_manifest.manifest.template_text import render_capped as render_capped
 
-REVEAL_VAR = "__hatchet_manifest_reveal__"
 MAX_VALUE_LEN = caps.MAX_VALUE_LEN  # longest string or list a template may build in one step (the request limit)
-_STEP = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 FOLDING_OPS = 100_000  # work units constant expressions may spend while a template compiles
 OPS_PER_RUN = 100  # work units (loop items, calls, filters, values built: see caps.py) per run of --max-runs
-
-
-class TemplateFunctionError(Exception):
-    """A helper was called wrongly; the message is shown to the user as is."""
-
-
-def _cap_len(n: int, what: str) -> None:
-    if n > MAX_VALUE_LEN:
-        raise SecurityError(f"{what} would build a value longer than {MAX_VALUE_LEN}")
-
-
-def checked_concat(values: Iterable[Any]) -> str:
-    """`a ~ b` and text mixed with expressions, capped like everything else."""
-    # Joined first, then measured: each part is capped already and a template names few parts, so the transient
-    # string is bounded, and the hot path (a key like "run-{{ i }}") costs about what Jinja's own join does.
-    try:
-        text = "".join([v if type(v) is str else str(v) for v in values])
-    except SecretUseError:  # a secret among the parts: opaque text, the same length cap on what is not secret
-        joined = join(values)
-        _cap_len(joined.literal_length(), "'~'")
-        return joined  # type: ignore[return-value]
-    _cap_len(len(text), "'~'")
-    return text
-
-
-def render_capped(template: Template, variables: dict[str, Any], limit: int) -> str:
-    """Render a template as a string, refusing output longer than `limit` characters as it streams."""
-    chunks: list[Any] = []
-    size = 0
-    opaque = False
-    chunk: Any
-    for chunk in template.generate(variables):
-        if type(chunk) is SecretText:  # `{{ secret(...) }}` in a block (see output_text)
-            opaque = True
-            size += chunk.literal_length()
-        else:
-            size += len(chunk)
-        if size > limit:
-            raise SecurityError(f"the template renders more than {limit} characters")
-        chunks.append(chunk)
-    return join(chunks) if opaque else "".join(chunks)  # type: ignore[return-value]
-
-
-def _as_text(value: Any) -> str:
-    """str(value) for `~` and text around `{{ }}`, refused before it is built when it would be too long (a list
-    holding one long string many times writes it many times)."""
-    if type(value) is not float and value is not None and type(value) is not bool:
-        _cap_len(caps.text_size(value)[0], "'~'")
-    return str(value)
-
-
-def _finalize(value: Any) -> Any:
-    """What `{{ x }}` writes in a block: refused before it is built when its text would be too long."""
-    t = type(value)
-    if t is not str and t is not int and t is not float and value is not None:
-        _cap_len(caps.text_size(value)[0], "'{{ }}'")
-    return value
-
-
-class _Undefined(StrictUndefined):
-    """StrictUndefined whose messages quote a name or key shortened (a key can be a huge value)."""
-
-    __slots__ = ()
-
-    @property
-    def _undefined_message(self) -> str:
-        if self._undefined_hint:
-            return self._undefined_hint
-        name = _short_repr(self._undefined_name)
-        if self._undefined_obj is missing:
-            return f"{name} is undefined"
-        if not isinstance(self._undefined_name, str):
-            return f"{object_type_repr(self._undefined_obj)} has no element {name}"
-        return f"{object_type_repr(self._undefined_obj)!r} has no attribute {name}"
-
-
-def _short_repr(value: Any, limit: int = 200) -> str:
-    """repr(value), shortened (and never built whole) when long."""
-    if type(value) is str:
-        return repr(value) if len(value) <= limit else repr(value[:limit]) + "..."
-    if caps.text_size(value, limit)[0] > limit:
-        return f"<a {type(value).__name__} too long to show>"
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def output_text(value: Any) -> Any:
-    """What `{{ x }}` writes in a block: the text of x, or a secret as it is (render_capped joins it)."""
-    return value if type(value) is SecretText else str(value)
 
 
 @pass_environment
@@ -172,7 +96,7 @@ class _CodeGenerator(CodeGenerator):
             self.write(finalize.src)
 
 
-class Environment(ImmutableSandboxedEnvironment):
+class Environment(RangeHelpers, SecretAccess, ImmutableSandboxedEnvironment):
     """Sandboxed, strict, and capped at `max_items` loop items and `MAX_VALUE_LEN` per built value."""
 
     intercepted_binops = frozenset({"*", "**", "%", "+", "-"})
@@ -240,9 +164,9 @@ class Environment(ImmutableSandboxedEnvironment):
             date_add=_date_add,
         )
         for name, func in list(self.filters.items()):  # every filter and test is charged and capped (caps.py)
-            self.filters[name] = caps.metered_filter(self, name, func)
+            self.filters[name] = metered_filter(self, name, func)
         for name, test in list(self.tests.items()):
-            self.tests[name] = caps.metered_test(self, name, cast(Callable[..., Any], test))
+            self.tests[name] = metered_test(self, name, cast(Callable[..., Any], test))
         self.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _json_default}  # tojson
         self._guard_secrets()
 
@@ -379,47 +303,6 @@ class Environment(ImmutableSandboxedEnvironment):
             "loop items, calls, filters, values built): nested loops or recursion? (--max-runs raises the budget)"
         )
 
-    def _cap(self, n: int, what: str) -> None:
-        if n > self.max_items:
-            raise SecurityError(f"{what} has {n} items, more than the cap of {self.max_items} (--max-runs)")
-
-    def _range(self, *args: int) -> range:
-        rng = range(*args)
-        self._cap(len(rng), "range()")
-        return rng
-
-    def _date_range(self, start: Any, end: Any, step: Any = "1d", fmt: str = "%Y-%m-%d") -> list[str]:
-        """Dates from start to end inclusive: date_range("2026-01-01", "2026-01-31") -> 31 ISO dates."""
-        first, last = _as_datetime(start), _as_datetime(end)
-        return [d.strftime(fmt) for d in self._steps(first, last, _step(step), "date_range()")]
-
-    def _datetime_range(self, start: Any, end: Any, step: Any = "1h", fmt: str = "%Y-%m-%dT%H:%M:%S") -> list[str]:
-        """Datetimes from start to end inclusive, every `step` (`15m`, `1h`, `1d`, `1w`, or seconds)."""
-        first, last = _as_datetime(start), _as_datetime(end)
-        return [d.strftime(fmt) for d in self._steps(first, last, _step(step), "datetime_range()")]
-
-    def _month_range(self, start: Any, end: Any, fmt: str = "%Y-%m-%d") -> list[str]:
-        """First days of the months from start's month to end's month inclusive."""
-        first, last = _as_datetime(start), _as_datetime(end)
-        months = (last.year - first.year) * 12 + last.month - first.month + 1
-        self._cap(max(months, 0), "month_range()")
-        out = []
-        for k in range(max(months, 0)):
-            y, m = divmod(first.month - 1 + k, 12)
-            out.append(date(first.year + y, m + 1, 1).strftime(fmt))
-        return out
-
-    def _steps(self, first: datetime, last: datetime, step: timedelta, what: str) -> Iterator[datetime]:
-        if step <= timedelta(0):
-            raise TemplateFunctionError(f"{what}: the step must be positive")
-        n = 0 if last < first else (last - first) // step + 1
-        self._cap(n, what)
-        return (first + k * step for k in range(n))
-
-
-_PASS_THROUGH = frozenset({"default", "d", "string"})
-_WHY = "previews show *** where a secret is, so the apply would build other runs than the preview showed"
-
 
 def _callee(func: Any) -> str:
     """What giving a secret to `func` does, in words."""
@@ -429,133 +312,3 @@ def _callee(func: Any) -> str:
     if not isinstance(name, str) or name in ("capped", "<lambda>"):
         return "passed to a function, method or macro"
     return f"passed to {name.lstrip('_')}()"
-
-
-def _has_secret(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    for a in args:
-        if type(a) is SecretText:
-            return True
-    if kwargs:
-        for a in kwargs.values():
-            if type(a) is SecretText:
-                return True
-    return False
-
-
-def _refusing_secrets(func: Callable[..., Any], what: str) -> Callable[..., Any]:
-    message = f"a secret() value cannot be {what}: {_WHY}; it can only be placed in input or metadata values"
-
-    def refusing(*args: Any, **kwargs: Any) -> Any:
-        for a in args:  # inline: filters run per run, on the hot path
-            if type(a) is SecretText:
-                raise SecretUseError(message)
-        if kwargs and _has_secret((), kwargs):
-            raise SecretUseError(message)
-        return func(*args, **kwargs)
-
-    pass_arg = getattr(func, "jinja_pass_arg", None)
-    if pass_arg is not None:
-        refusing.jinja_pass_arg = pass_arg  # type: ignore[attr-defined]
-    return refusing
-
-
-def _passing_secrets(func: Callable[..., Any]) -> Callable[..., Any]:
-    def passing(value: Any, *args: Any, **kwargs: Any) -> Any:
-        return value if type(value) is SecretText else func(value, *args, **kwargs)
-
-    return passing
-
-
-def _as_datetime(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day)
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            raise TemplateFunctionError(f"not an ISO 8601 date: {value!r}") from None
-    raise TemplateFunctionError(f"not a date: {value!r}")
-
-
-def _step(step: Any) -> timedelta:
-    if isinstance(step, int) and not isinstance(step, bool):
-        return timedelta(seconds=step)
-    m = _STEP.match(str(step))
-    if not m:
-        raise TemplateFunctionError(f"bad step {step!r}: use a number of seconds or e.g. '15m', '1h', '1d', '1w'")
-    return timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
-
-
-def _date_add(value: Any, days: int = 0, hours: int = 0, minutes: int = 0, fmt: str | None = None) -> str:
-    """`"2026-01-31" | date_add(days=1)` -> "2026-02-01" (keeps a date a date unless fmt says otherwise)."""
-    moved = _as_datetime(value) + timedelta(days=days, hours=hours, minutes=minutes)
-    if fmt is None:
-        fmt = "%Y-%m-%d" if isinstance(value, str) and len(value) == 10 else "%Y-%m-%dT%H:%M:%S"
-    return moved.strftime(fmt)
-
-
-def _to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if type(value) is SecretText:
-        raise SecretUseError(f"a secret() value cannot be turned into JSON text: {_WHY}")
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _sha256(value: Any, length: int = 64) -> str:
-    return hashlib.sha256(str(value).encode()).hexdigest()[:length]
-
-
-@pass_context
-def _env(context: Context, name: Any, default: Any = StrictUndefined) -> Any:
-    """env("NAME", default): an environment variable the operator allows (--allow-env); without a default,
-    unset is an error."""
-    if not isinstance(name, str):
-        raise TemplateFunctionError("env() takes the name of a variable (a string)")
-    environment = context.environment
-    access = environment.access if isinstance(environment, Environment) else Access()
-    refusal = access.env_refusal(name)
-    if refusal is not None:
-        raise TemplateFunctionError(refusal)
-    value = os.environ.get(name)
-    if value is None:
-        if default is StrictUndefined:
-            raise TemplateFunctionError(f"environment variable {name} is not set (give env() a default)")
-        return default
-    return value
-
-
-@pass_context
-def _secret(context: Context, name: Any) -> SecretText:
-    """secret("NAME"): a variable the operator allows as a secret (--allow-secret), as opaque text: shown as
-    *** in every render, diff and plan, real only in what is submitted, and masked in all output."""
-    if not isinstance(name, str):
-        raise TemplateFunctionError("secret() takes the name of a variable (a string)")
-    environment = context.environment
-    access = environment.access if isinstance(environment, Environment) else Access()
-    refusal = access.secret_refusal(name)
-    if refusal is not None:
-        raise TemplateFunctionError(refusal)
-    value = os.environ.get(name) or None  # an empty secret is a missing one (CI expands unknown secrets to "")
-    reveal = context.resolve_or_missing(REVEAL_VAR) is True
-    if value is None:
-        if reveal:
-            raise TemplateFunctionError(f"secret {name} is not set in the environment (or is empty)")
-        # A preview needs no secret value (pull-request jobs often have none): say so, show the mask.
-        if isinstance(environment, Environment):
-            environment.missing_secrets.add(name)
-        return SecretText.of(name, None)
-    if len(value) < scrub.MIN_LENGTH:
-        raise TemplateFunctionError(
-            f"secret {name} is shorter than {scrub.MIN_LENGTH} characters: too short to be masked in output"
-        )
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise TemplateFunctionError(f"secret {name} is not valid UTF-8 text") from None
-    scrub.register(value)  # from now on, masked in everything this process writes
-    return SecretText.of(name, value if reveal else None)
