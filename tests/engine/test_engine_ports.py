@@ -96,3 +96,27 @@ def test_serve_declares_workflows_and_apply_checks_them(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+def test_the_engine_database_is_private(tmp_path: Path) -> None:
+    """It stores run inputs, secret values included: owner only, and so are SQLite's -wal and -shm files."""
+    import stat
+
+    from hatchet_client import ClientConfig, Hatchet
+
+    db = tmp_path / "engine.db"
+    engine = Engine(db, port=0).start()
+    try:
+        config = ClientConfig(
+            token=engine.token(), host_port=engine.address, server_url=engine.server_url, tls_strategy="none"
+        )
+        with Hatchet(config) as hatchet:
+            hatchet.admin.run_workflows([{"workflow_name": "W", "input": {"password": "hunter2"}}])
+        for path in (db, db.with_name("engine.db-wal"), db.with_name("engine.db-shm")):
+            if path.exists():
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    finally:
+        engine.stop()
+    db.chmod(0o644)  # a database made by an earlier version is made private when it is opened again
+    Engine(db, port=0)
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600

@@ -25,6 +25,7 @@ dispatch tables.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import uuid
@@ -111,10 +112,22 @@ def connect(path: Path, *, synchronous: str = "FULL") -> sqlite3.Connection:
     return conn
 
 
+def private_file(path: Path) -> None:
+    """Make the database file readable by its owner only, before SQLite opens it: it stores run inputs, secrets
+    included, as Hatchet does. SQLite gives its -wal and -shm files the permissions of the database file."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def init_database(path: Path) -> str:
     """Create the database (and its directory) if needed; return its tenant id."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)
         conn = connect(path)
     except (OSError, sqlite3.Error) as exc:
         raise EngineError(f"cannot open the engine database {path}: {exc}") from None
