@@ -144,6 +144,20 @@ def is_template(text: str) -> bool:
     return "{{" in text or "{%" in text or "{#" in text
 
 
+MAX_EXPRESSION_DEPTH = 200  # Jinja's and Python's compilers recurse once a level: well under the stack's limit
+
+
+def too_deep(ast: nodes.Node) -> str | None:
+    """Why an expression cannot be compiled for nesting too deep (`1+1+...` five thousand times), or None."""
+    stack: list[tuple[nodes.Node, int]] = [(ast, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_EXPRESSION_DEPTH:
+            return f"the expression nests deeper than {MAX_EXPRESSION_DEPTH} levels"
+        stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return None
+
+
 def unknown_names(env: Environment, ast: nodes.Node) -> str | None:
     """Why a template cannot compile for naming a filter or test that does not exist (found before Jinja's
     code generator does, so that the error names the leaf), or None."""
@@ -194,7 +208,7 @@ class Compiler:
             ast = self.env.parse(source)
         except Exception as exc:  # noqa: BLE001 - TemplateSyntaxError and friends, reported with the leaf's line
             raise LeafError(info, exc) from None
-        unknown = unknown_names(self.env, ast)
+        unknown = too_deep(ast) or unknown_names(self.env, ast)  # depth first: the other walks recurse
         if unknown is not None:
             raise LeafError(info, RenderProblem(unknown))
         if calls_secret(ast) is not None:

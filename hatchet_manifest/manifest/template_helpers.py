@@ -10,7 +10,10 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from jinja2 import Undefined
 from jinja2.exceptions import SecurityError
+
+from hatchet_manifest.manifest.validate import describe
 
 _STEP = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -73,7 +76,9 @@ def _as_datetime(value: Any) -> datetime:
             return datetime.fromisoformat(value)
         except ValueError:
             raise TemplateFunctionError(f"not an ISO 8601 date: {value!r}") from None
-    raise TemplateFunctionError(f"not a date: {value!r}")
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()  # "'name' is undefined", as everywhere else
+    raise TemplateFunctionError(f"not a date: {describe(value)}")
 
 
 def _step(step: Any) -> timedelta:

@@ -92,7 +92,10 @@ class PlanWriter:
     def __init__(self, path: Path, target: Target | None, namespace: str) -> None:
         self.path = path
         self._tmp = path.with_name(path.name + ".tmp")
-        self._file: BinaryIO = self._tmp.open("wb")
+        try:
+            self._file: BinaryIO = self._tmp.open("wb")
+        except OSError as exc:
+            raise ConfigError(f"--out {path}: cannot write the plan: {exc.strerror or exc}") from None
         header = {
             "apiVersion": API_VERSION,
             "kind": KIND,

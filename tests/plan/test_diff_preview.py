@@ -88,3 +88,10 @@ def test_diff_reads_an_existing_ledger_without_writing_it(repo: Path) -> None:
     diff = run(env, repo, "diff", "manifests")
     assert diff.returncode == 0 and diff.stdout.splitlines()[-1].startswith("Plan: 0 to create")
     assert (ledger.stat().st_mtime_ns, ledger.read_bytes()) == before
+
+
+def test_diff_out_to_a_missing_directory_is_a_clear_error(repo: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(repo)}
+    result = run(env, repo, "diff", "manifests", "--out", str(repo / "missing" / "plan.json"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "internal error" not in result.stderr
+    assert f"--out {repo}/missing/plan.json: cannot write the plan: No such file or directory" in result.stderr
