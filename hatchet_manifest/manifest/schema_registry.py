@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hatchet_manifest.files import FileProblem, read_bounded
 from hatchet_manifest.text import quote
 
 if TYPE_CHECKING:
@@ -180,29 +181,15 @@ class SchemaRegistry:
         if info.st_size > MAX_SCHEMA_BYTES:
             raise ValueError(f"{shown} is larger than {MAX_SCHEMA_BYTES} bytes")
         try:
-            # O_NONBLOCK: a FIFO put there since the stat does not hang the open; fstat checks what was opened
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as exc:
-            raise ValueError(f"cannot read {shown}: {exc.strerror}") from None
+            data = read_bounded(path, MAX_SCHEMA_BYTES, follow_links=False)  # resolved already: a link is a swap
+        except FileProblem as exc:
+            if exc.kind == "special":
+                raise ValueError(f"{shown} is not a regular file") from None
+            if exc.kind == "too_large":
+                raise ValueError(f"{shown} is larger than {MAX_SCHEMA_BYTES} bytes") from None
+            raise ValueError(f"cannot read {shown}: {exc.detail}") from None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ValueError(f"{shown} is not a regular file")
-            chunks: list[bytes] = []
-            size = 0
-            while size <= MAX_SCHEMA_BYTES:
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-        except OSError as exc:
-            raise ValueError(f"cannot read {shown}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
-        if size > MAX_SCHEMA_BYTES:
-            raise ValueError(f"{shown} is larger than {MAX_SCHEMA_BYTES} bytes")
-        try:
-            schema = json.loads(b"".join(chunks).decode("utf-8"))
+            schema = json.loads(data.decode("utf-8"))
         except UnicodeDecodeError:
             raise ValueError(f"{shown} is not UTF-8 text") from None
         except json.JSONDecodeError as exc:

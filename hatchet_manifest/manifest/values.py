@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hatchet_manifest.errors import ConfigError, ManifestError
+from hatchet_manifest.files import FileProblem, read_bounded
 from hatchet_manifest.manifest.setvalues import assign, parse_set
 from hatchet_manifest.manifest.yamlsafe import YamlError, bad_text, parse_documents, scalar
 
@@ -58,23 +57,12 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def read_limited(path: Path, limit: int, what: str) -> str:
     """The text of a regular file of at most `limit` bytes (FIFOs, devices and directories are refused)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(f"{path}: cannot read {what}: not a regular file")
-        if info.st_size > limit:
-            raise ConfigError(f"{path}: {what} is larger than {limit >> 20} MiB")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(limit + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise ConfigError(f"{path}: {what} is larger than {limit >> 20} MiB")
+        data = read_bounded(path, limit)
+    except FileProblem as exc:
+        if exc.kind == "too_large":
+            raise ConfigError(f"{path}: {what} is larger than {limit >> 20} MiB") from None
+        why = "not a regular file" if exc.kind == "special" else exc.detail
+        raise ConfigError(f"{path}: cannot read {what}: {why}") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
