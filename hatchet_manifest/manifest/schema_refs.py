@@ -11,6 +11,8 @@ import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
+from hatchet_manifest.text import quote
+
 # Keywords whose subschemas apply to the same instance (not to a part of it): recursion through them never ends.
 _SAME_INSTANCE_LISTS = ("allOf", "anyOf", "oneOf")
 _SAME_INSTANCE_ONE = ("not", "if", "then", "else")
@@ -39,10 +41,10 @@ def check_refs(schema: Any, name: str) -> None:
 
 def resolve(schema: Any, ref: str, name: str) -> Any:
     """The subschema `ref` ("#", "#/json/pointer" or "#anchor") points to in `schema`."""
-    shown = ref if len(ref) <= 80 else ref[:77] + "..."
+    shown = quote(ref)
     if not isinstance(ref, str) or not ref.startswith("#"):
         raise SchemaRefError(
-            f"{_where(name)}$ref {shown!r} points outside the schema: only references inside it (#/...) are followed, "
+            f"{_where(name)}$ref {shown} points outside the schema: only references inside it (#/...) are followed, "
             "and nothing is fetched"
         )
     fragment = urllib.parse.unquote(ref[1:])
@@ -50,7 +52,7 @@ def resolve(schema: Any, ref: str, name: str) -> Any:
         for node in _nodes(schema):
             if node.get("$anchor") == fragment or node.get("$dynamicAnchor") == fragment:
                 return node
-        raise SchemaRefError(f"{_where(name)}$ref {shown!r}: no $anchor {fragment!r} in the schema")
+        raise SchemaRefError(f"{_where(name)}$ref {shown}: no $anchor {fragment!r} in the schema")
     target: Any = schema
     for raw in fragment.split("/")[1:] if fragment else []:
         part = raw.replace("~1", "/").replace("~0", "~")
@@ -59,7 +61,7 @@ def resolve(schema: Any, ref: str, name: str) -> Any:
         elif isinstance(target, list) and part.isdigit() and int(part) < len(target):
             target = target[int(part)]
         else:
-            raise SchemaRefError(f"{_where(name)}$ref {shown!r} points to nothing in the schema")
+            raise SchemaRefError(f"{_where(name)}$ref {shown} points to nothing in the schema")
     return target
 
 

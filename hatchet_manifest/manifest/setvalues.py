@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hatchet_manifest.errors import ConfigError
+from hatchet_manifest.text import quote
 
 MAX_INDEX = 65536  # Helm's cap on a list index
 MAX_PARTS = 100  # nesting levels of one key
@@ -30,8 +31,7 @@ class _Reader:
         self.pos = 0
 
     def fail(self, message: str) -> ConfigError:
-        shown = self.text if len(self.text) <= 60 else self.text[:57] + "..."
-        return ConfigError(f"{self.flag} {shown!r}: {message}")
+        return ConfigError(f"{self.flag} {quote(self.text, 60)}: {message}")
 
     def at_end(self) -> bool:
         return self.pos >= len(self.text)

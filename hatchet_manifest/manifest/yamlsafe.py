@@ -20,6 +20,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from hatchet_manifest.errors import Problem
+from hatchet_manifest.text import quote
 
 Path_ = tuple[str | int, ...]
 
@@ -196,11 +197,11 @@ class _Builder:
         if node.tag == _STR:
             return node.value
         if not _fits(node.tag, node.value):
-            raise self.fail(node, f"not a valid {node.tag.rsplit(':', 1)[-1]}: {_shown(node.value)}")
+            raise self.fail(node, f"not a valid {node.tag.rsplit(':', 1)[-1]}: {quote(node.value, 40)}")
         try:
             return _typed(node.tag, node.value)
         except ValueError:
-            raise self.fail(node, f"not a valid {node.tag.rsplit(':', 1)[-1]}: {_shown(node.value)}") from None
+            raise self.fail(node, f"not a valid {node.tag.rsplit(':', 1)[-1]}: {quote(node.value, 40)}") from None
 
     def mapping(self, node: MappingNode, path: Path_) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -250,11 +251,6 @@ class _Builder:
 def _char(character: int | str) -> str:
     code = character if isinstance(character, int) else ord(character[:1] or "\0")
     return f"U+{code:04X}"
-
-
-def _shown(value: str, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _reader_error(file: str, text: str, exc: yaml.reader.ReaderError) -> YamlError:
