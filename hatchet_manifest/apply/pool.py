@@ -12,6 +12,7 @@ from typing import Any
 
 from hatchet_manifest.apply.shards import Job
 from hatchet_manifest.errors import Problem
+from hatchet_manifest.manifest.access import Access
 from hatchet_manifest.manifest.sandbox import BoundedProcess, RenderBounds, WorkerGone
 from hatchet_manifest.scrub import scrub
 
@@ -25,10 +26,10 @@ class WorkerError(RuntimeError):
 
 
 class _Worker:
-    def __init__(self, bounds: RenderBounds) -> None:
+    def __init__(self, bounds: RenderBounds, access: Access | None = None) -> None:
         """Start the process (bounded: see sandbox.BoundedProcess); it imports what it needs, then waits for its
         job (see `start`)."""
-        self.process = BoundedProcess("hatchet_manifest.apply.shard_worker", bounds)
+        self.process = BoundedProcess("hatchet_manifest.apply.shard_worker", bounds, access)
         self.proc = self.process.proc
 
     def start(self, job: Job) -> None:
@@ -64,11 +65,11 @@ class Workers:
     setup (ledger, engine connection, lock); `spool_parallel` gives them their jobs. Leaving the context stops
     any that still run."""
 
-    def __init__(self, n: int, bounds: RenderBounds | None = None) -> None:
+    def __init__(self, n: int, bounds: RenderBounds | None = None, access: Access | None = None) -> None:
         self.procs: list[_Worker] = []
         try:
             for _ in range(n):
-                self.procs.append(_Worker(bounds or RenderBounds()))
+                self.procs.append(_Worker(bounds or RenderBounds(), access))
         except BaseException:
             self.stop()
             raise

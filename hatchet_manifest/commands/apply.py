@@ -147,7 +147,7 @@ def command(
         renderer.close()  # its worker has prepared the entries; the shard workers render the runs
     with (
         contextlib.closing(renderer) if renderer is not None else contextlib.nullcontext(),
-        Workers(n, rargs.bounds) if n > 1 else contextlib.nullcontext() as pool,
+        Workers(n, rargs.bounds, rargs.access) if n > 1 else contextlib.nullcontext() as pool,
         targs.open_ledger() as ledger,
         connect(targs.engine, Path(targs.state_dir)) as conn,
         contextlib.ExitStack() as cleanup,

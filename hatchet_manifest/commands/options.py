@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from hatchet_manifest.commands.allow import ALLOW_OPTIONS, configure_access
+from hatchet_manifest.manifest.access import Access
 from hatchet_manifest.manifest.loader import LoadedManifest, load, load_partial
 from hatchet_manifest.manifest.render import raise_with
 from hatchet_manifest.manifest.rendered import Limits
@@ -56,6 +57,11 @@ class RenderArgs:
         return load(self.paths, selector)
 
     @property
+    def access(self) -> Access:
+        """What templates may read (--allow-env, --allow-secret and their environment variables)."""
+        return configure_access(self.allow_env, self.allow_secret)
+
+    @property
     def bounds(self) -> RenderBounds:
         """What one render may use as a whole (--render-memory, --render-timeout)."""
         return RenderBounds(self.render_memory, self.render_timeout)
@@ -64,8 +70,8 @@ class RenderArgs:
         """The renderer of the manifests, rendering in a bounded worker process (started first, so that its
         imports overlap the loading); when some manifests do not load, the others are rendered too and every
         problem is raised at once. Close it (or use it as a context manager) to stop its worker."""
-        configure_access(self.allow_env, self.allow_secret)  # a bad allow-list name is refused before a worker starts
-        process = BoundedProcess(WORKER_MODULE, self.bounds)
+        # a bad allow-list name is refused before a worker starts; the worker sees only what templates may read
+        process = BoundedProcess(WORKER_MODULE, self.bounds, self.access)
         try:
             selector = Selector.parse(self.selector) if self.selector else None
             manifests, problems = load_partial(self.paths, selector)
@@ -83,7 +89,7 @@ class RenderArgs:
         return BoundedRenderer(
             manifests,
             Values(self.values, self.set, self.set_string),
-            Limits(max_runs=self.max_runs, access=configure_access(self.allow_env, self.allow_secret)),
+            Limits(max_runs=self.max_runs, access=self.access),
             # --schema-dir as given is relative to the current directory; the default, to the manifests' repository
             Path(self.schema_dir).absolute() if self.schema_dir is not None else DEFAULT_SCHEMA_DIR,
             reveal_secrets=reveal_secrets,

@@ -127,3 +127,28 @@ class Access:
         """The variables of `environ` that secret() may read."""
         environ = os.environ if environ is None else environ
         return [name for name in environ if self.secrets and self.secret_refusal(name) is None]
+
+    def readable(self, name: str) -> bool:
+        """Whether a template may read the variable at all (through env() or secret())."""
+        return self.env_refusal(name) is None or self.secret_refusal(name) is None
+
+
+# What a render worker needs of the environment besides what templates may read: the interpreter's own settings.
+_PROCESS_NAMES = frozenset(
+    {"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT", "HATCHET_MANIFEST_CRASH_AT"}
+)  # HATCHET_MANIFEST_CRASH_AT: the test hook of a chosen crash point (build.py), never a credential
+_PROCESS_PREFIXES = ("LC_", "PYTHON")
+
+
+def worker_environment(access: Access, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a render worker runs in: the variables templates may read, and the interpreter's own;
+    nothing else (the API token, the ledger's URL, the CI's other credentials never enter the process that runs
+    a pull request's templates)."""
+    environ = os.environ if environ is None else environ
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in _PROCESS_NAMES
+        or (name.startswith(_PROCESS_PREFIXES) and not _reserved(name))
+        or access.readable(name)
+    }

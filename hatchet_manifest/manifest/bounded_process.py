@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, TextIO, cast
 
 from hatchet_manifest.errors import Problem
+from hatchet_manifest.manifest.access import Access, worker_environment
 from hatchet_manifest.manifest.loader import LoadedManifest
 from hatchet_manifest.manifest.render_bounds import (
     EXIT_MEMORY,
@@ -61,16 +62,17 @@ class BoundedProcess:
     side of it: writing to its stdin, reading length-prefixed frames from its stdout under the wall-clock
     deadline, and saying why it stopped (`failure`)."""
 
-    def __init__(self, module: str, bounds: RenderBounds | None = None) -> None:
+    def __init__(self, module: str, bounds: RenderBounds | None = None, access: Access | None = None) -> None:
         """Start the worker; it imports what it needs, then waits for its bounds (`bound`: given now, or later,
-        once the caller knows them), then for its job."""
+        once the caller knows them), then for its job. With `access`, the worker's environment holds only what
+        templates may read (see access.worker_environment)."""
         self.bounds = RenderBounds()
         self._bound = False
         self.manifests: list[LoadedManifest] = []  # the job's, to name the entry a bound stopped
         self.waited = 0.0  # seconds spent waiting for the worker's output, ready frame excepted
         self.expired = False
         self._cell = ProgressCell.create()
-        env = dict(os.environ)
+        env = dict(os.environ) if access is None else worker_environment(access)
         env["PYTHONPATH"] = os.pathsep.join([*_package_roots(), *filter(None, [env.get("PYTHONPATH")])])
         try:
             self.proc = subprocess.Popen(

@@ -106,7 +106,9 @@ class BoundedRenderer:
         self._entries: list[EntryRef] = []
         self._job_sent = False
         self._used = False
-        self._process = process if process is not None else BoundedProcess(WORKER_MODULE, self.bounds)
+        self._process = (
+            process if process is not None else BoundedProcess(WORKER_MODULE, self.bounds, self.limits.access)
+        )
         self._process.manifests = manifests
         self._finalizer = weakref.finalize(self, _stop, self._process)
 
