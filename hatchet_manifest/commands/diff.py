@@ -26,6 +26,7 @@ from hatchet_manifest.plan import workflows
 from hatchet_manifest.plan.baseline import LedgerBaseline, RenderedBaseline, SettledBaseline
 from hatchet_manifest.plan.gitbase import checkout_paths
 from hatchet_manifest.plan.lookup import EngineLookup, lookup_since
+from hatchet_manifest.plan.names import WorkflowNames
 from hatchet_manifest.plan.planfile import PlanWriter
 from hatchet_manifest.plan.planner import ACTIONS, Plan, PlannedRun, summary_line
 from hatchet_manifest.plan.reconcile import preview_settled, reconcile, unsettled
@@ -36,9 +37,15 @@ EXIT_CHANGES = 2
 
 
 def emit(
-    planned: Iterable[PlannedRun], output: str, head: dict[str, Any], writer: PlanWriter | None, show_unchanged: bool
+    planned: Iterable[PlannedRun],
+    output: str,
+    head: dict[str, Any],
+    writer: PlanWriter | None,
+    show_unchanged: bool,
+    workflows: WorkflowNames | None = None,
 ) -> Counter[str]:
-    """Print the plan (and save it) in one streaming pass; returns the summary."""
+    """Print the plan (and save it) in one streaming pass; returns the summary. `workflows`: collects the
+    workflow names of the runs that may be sent (all but unchanged), for the preflight."""
     summary: Counter[str] = Counter(dict.fromkeys(ACTIONS, 0))
 
     def records() -> Iterator[dict[str, Any]]:
@@ -46,6 +53,8 @@ def emit(
             summary[p.action] += 1
             if writer is not None:
                 writer.add(p)
+            if workflows is not None and p.run is not None and p.action != "unchanged":
+                workflows.add(p.run)
             yield p.to_dict()
 
     try:
@@ -176,10 +185,10 @@ def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, wa
             )
 
 
-def preflight_names(conn: Connection, plan: Plan) -> None:
+def preflight_names(conn: Connection, names: WorkflowNames) -> None:
     """Check the workflows of the runs the plan would send exist in the target (raises ManifestError listing the
     runs of each missing one), or say why nothing was checked."""
-    result = workflows.check(conn, plan.workflows)
+    result = workflows.check(conn, names)
     if result.note:
         click.echo(f"note: {result.note}", err=True)
 
@@ -267,12 +276,13 @@ def _diff(
             if lookup is not None:
                 cleanup.callback(lookup.close)
             writer = PlanWriter(Path(out), target, conn.config.namespace) if out else None
-            summary = emit(plan, output, {"target": target.to_dict()}, writer, show_unchanged)
+            sent = WorkflowNames()
+            summary = emit(plan, output, {"target": target.to_dict()}, writer, show_unchanged, sent)
             if writer is not None:
                 writer.finish(dict(summary), lambda keys: ledger.state_digest(target, keys))
                 click.echo(f"plan saved to {out}", err=True)
             lookup_warnings(plan, lookup, known_rows, targs.warn_age)
-            preflight_names(conn, plan)
+            preflight_names(conn, sent)
     say_warnings(renderer)
     changes = sum(summary[a] for a in ("create", "changed", "removed", "unknown"))
     if detailed_exitcode and changes:

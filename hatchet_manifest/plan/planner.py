@@ -16,7 +16,6 @@ from hatchet_client.config import apply_namespace
 
 from hatchet_manifest.manifest.keyset import KeyLog, KeySet
 from hatchet_manifest.manifest.rendered import RenderedRun, canonical_json, json_digest
-from hatchet_manifest.plan.names import WorkflowNames
 
 Action = Literal["create", "changed", "unchanged", "removed", "unknown"]
 ACTIONS: tuple[Action, ...] = ("create", "changed", "unchanged", "removed", "unknown")
@@ -153,7 +152,6 @@ class Plan:
         self._fallback = fallback
         self.summary: Counter[str] = Counter({a: 0 for a in ACTIONS})
         self.creates: Counter[str] = Counter()  # manifest -> runs planned as create
-        self.workflows = WorkflowNames()  # the workflows of the runs that may be sent (all but unchanged)
 
     def __iter__(self) -> Iterator[PlannedRun]:
         seen = KeySet()
@@ -175,12 +173,9 @@ class Plan:
         seen.add_batch([r.key for r in batch])
         digests = [run_digest(run, self._namespace) for run in batch]
         known = self.known_of(batch, digests)
-        workflows = self.workflows
         for run, digest in zip(batch, digests, strict=True):
             k = known.get(run.key)
             action = self.count(classify(digest, k), run.manifest)
-            if action != "unchanged":
-                workflows.add(run)
             yield PlannedRun(action, run.key, digest, run, k)
 
     @property

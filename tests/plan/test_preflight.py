@@ -11,6 +11,7 @@ from hatchet_client.engine import Engine, RunStore
 import hatchet_manifest as hm
 from hatchet_manifest.errors import ManifestError
 from hatchet_manifest.plan.baseline import LedgerBaseline
+from hatchet_manifest.plan.names import WorkflowNames
 from hatchet_manifest.plan.planner import Plan
 from hatchet_manifest.plan.target import connect
 from hatchet_manifest.plan.workflows import check
@@ -34,22 +35,24 @@ runs:
 """
 
 
-def _plan_names(tmp_path: Path, state: Path) -> tuple[hm.Renderer, Plan]:
+def _plan_names(tmp_path: Path, state: Path) -> WorkflowNames:
+    """The workflow names of the runs a first apply would send (all of them are new)."""
     (tmp_path / "m.yaml").write_text(MANIFEST)
     renderer = hm.Renderer(hm.load([tmp_path / "m.yaml"]), schema_dir=None)
+    names = WorkflowNames()
     with hm.open_ledger(None, state) as ledger:
-        plan = Plan(renderer.runs(), LedgerBaseline(ledger, hm.Target("t", "a")), ["m"])
-        for _ in plan:
-            pass
-    return renderer, plan
+        for p in Plan(renderer.runs(), LedgerBaseline(ledger, hm.Target("t", "a")), ["m"]):
+            if p.run is not None and p.action != "unchanged":
+                names.add(p.run)
+    return names
 
 
 def test_unknown_names_are_located_problems_with_hints(tmp_path: Path) -> None:
     state = tmp_path / "state"
     Engine(state / "engine.db", port=0, workflows=["BulkParent", "Other"])  # declares them in the database
-    _, plan = _plan_names(tmp_path, state)
+    names = _plan_names(tmp_path, state)
     with connect("embedded", state) as conn, pytest.raises(ManifestError) as caught:
-        check(conn, plan.workflows)
+        check(conn, names)
     path = tmp_path / "m.yaml"
     assert [str(p) for p in caught.value.problems] == [
         f"{path}:8: runs[1] (item=0): workflow_name: workflow 'BulkParnt' does not exist in the target tenant "
@@ -62,18 +65,18 @@ def test_unknown_names_are_located_problems_with_hints(tmp_path: Path) -> None:
 
 def test_a_recorder_engine_checks_nothing_and_says_so(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    _, plan = _plan_names(tmp_path, state)
+    names = _plan_names(tmp_path, state)
     with connect("embedded", state) as conn:
-        result = check(conn, plan.workflows)
+        result = check(conn, names)
     assert result.checked == 0 and result.note is not None and "records runs of any name" in result.note
 
 
 def test_all_names_known_passes(tmp_path: Path) -> None:
     state = tmp_path / "state"
     Engine(state / "engine.db", port=0, workflows=["BulkParent", "BulkParnt", "bulkparent", "Unheard"])
-    _, plan = _plan_names(tmp_path, state)
+    names = _plan_names(tmp_path, state)
     with connect("embedded", state) as conn:
-        assert check(conn, plan.workflows).checked == 4
+        assert check(conn, names).checked == 4
 
 
 def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
