@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
@@ -124,17 +125,14 @@ _KEY = operator.itemgetter(0)  # Tag.key
 _REPLACE = operator.itemgetter(4)  # Tag.replace
 
 
-def starting_a_call(frame: FrameType | None) -> bool:
-    """Whether the main thread, stopped at `frame`, is starting a bulk call: between the pipeline marking a chunk
-    "calling" and the call being in flight. An interruption there leaves the chunk's fate unknown (the call may or
-    may not have left), so SIGTERM waits for that moment to pass (cli.py) and the next apply finds no unknown run."""
-    code = Submission._send.__code__
-    while frame is not None:
-        if frame.f_code is code:
-            sending = getattr(frame.f_locals.get("self"), "_sending", None)
-            return isinstance(sending, tuple) and len(sending) == 2 and sending[1] == "calling"
-        frame = frame.f_back
-    return False
+_RUNNING: weakref.WeakSet[Submission[Any]] = weakref.WeakSet()  # the submissions of the applies running now
+
+
+def starting_a_call(frame: FrameType | None = None) -> bool:
+    """Whether a bulk call is being started (`Submission.starting_call`): an interruption there leaves the chunk's
+    fate unknown (the call may or may not have left), so SIGTERM waits for that moment to pass (cli.py) and the
+    next apply finds no unknown run. `frame` (the signal handler's) is not needed."""
+    return any(s.starting_call for s in list(_RUNNING))
 
 
 def _crash_point() -> tuple[str, int] | None:
@@ -334,6 +332,7 @@ class Executor:
                 timeout=opts.call_timeout,
                 runs_per_second=opts.runs_per_second,
             )
+        _RUNNING.add(submission)
         recorder = OutcomeRecorder(self._record)  # outcomes are written while the next chunks go out
         error: Exception | None = None
         try:
@@ -353,6 +352,7 @@ class Executor:
             if self._ahead is not None:
                 self._ahead.stop()
             recorder.close()  # every outcome received is recorded before this returns
+            _RUNNING.discard(submission)
         try:
             self._unsent()
         except HatchetManifestError as exc:

@@ -249,6 +249,13 @@ class Submission(Iterator[ChunkOutcome[T]], Generic[T]):
                 raise self._stop_error
         raise StopIteration
 
+    @property
+    def starting_call(self) -> bool:
+        """A bulk call is being started: the chunk is handed to gRPC but the call is not in flight yet. An
+        interruption at that moment leaves the chunk's fate unknown; a signal handler can let it pass first."""
+        sending = self._sending
+        return sending is not None and sending[1] == "calling"
+
     def close(self, wait: float = 0.0) -> list[ChunkOutcome[T]]:
         """Stop sending and return every outcome not yet acknowledged (see the module docstring).
 
