@@ -24,7 +24,7 @@ import re
 import sys
 import threading
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any, TextIO, cast
 
 MASK = "***"
@@ -77,11 +77,6 @@ def register(value: str) -> None:
         _ordered = tuple(ordered)
         _longest = len(ordered[0])
         _pattern = re.compile("|".join(map(re.escape, ordered)))  # last: registered() is true once all is ready
-
-
-def register_all(values: Iterable[str]) -> None:
-    for value in values:
-        register(value)
 
 
 def registered() -> bool:

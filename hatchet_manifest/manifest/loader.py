@@ -39,12 +39,6 @@ class LoadedManifest:
         return Path(self.doc.file).parent
 
 
-def find_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Problem]]:
-    """Files named on the command line, and `*.yaml`/`*.yml` below directories, in a stable order."""
-    found, problems = _find(paths)
-    return [path for path, _ in found], problems
-
-
 def _find(paths: Iterable[str | Path]) -> tuple[list[tuple[Path, bool]], list[Problem]]:
     """(file, named on the command line) pairs: a file found in a directory may be data (a values file)."""
     files: list[tuple[Path, bool]] = []

@@ -126,10 +126,6 @@ class SecretText:
     __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = __lshift__ = __rshift__ = __matmul__ = __arith
 
 
-def is_secret(value: object) -> bool:
-    return type(value) is SecretText
-
-
 def join(values: Iterable[Any]) -> SecretText:
     """Text and secrets joined (`~`, `+`, text around `{{ }}`): a SecretText. Other values become text as `~`
     makes them (numbers, booleans); a list or mapping holding a secret is refused by its own conversion."""
