@@ -19,6 +19,7 @@ from hatchet_manifest.ledger.values import (
     AdoptedRow,
     Clock,
     LedgerEntry,
+    ManifestTotal,
     PendingRow,
     RunState,
     Target,
@@ -95,6 +96,14 @@ class Ledger(ABC):
         A plan stores it; `apply PLAN.json` recomputes it to refuse a stale plan.
         """
 
+    @abstractmethod
+    def manifest_totals(self, target: Target, manifests: Collection[str]) -> dict[str, ManifestTotal]:
+        """Per manifest (of those given, with any submitted row), its submitted rows: one aggregate query."""
+
+    @abstractmethod
+    def replays(self, target: Target, keys: Sequence[str]) -> dict[str, int]:
+        """key -> how many times `retry` replayed it (keys never replayed are absent)."""
+
     # -- writing ---------------------------------------------------------------------------------------------
 
     @abstractmethod
@@ -124,6 +133,10 @@ class Ledger(ABC):
     def adopt(self, target: Target, rows: Sequence[AdoptedRow]) -> None:
         """Runs found in the engine become `submitted` with their run id (rows created or overwritten). A key
         already submitted with another run id raises TransitionError after the others were recorded."""
+
+    @abstractmethod
+    def record_replays(self, target: Target, keys: Sequence[str]) -> None:
+        """These keys' runs were replayed in the engine (under the same run ids): one more attempt each."""
 
     @abstractmethod
     def forget(self, target: Target, keys: Sequence[str]) -> int:

@@ -88,6 +88,17 @@ class Dialect(ABC, Generic[C]):
         self.page_manifests = f" AND {self.any_of('manifest')}"
         self.page_states = f" AND {self.any_of('state')}"
         self.page_end = f" ORDER BY key LIMIT {p}"
+        self.manifest_totals = (
+            f"SELECT manifest, count(*), min(created_at) FROM ledger_runs WHERE target_id = {p} "
+            f"AND state = 'submitted' AND {self.any_of('manifest')} GROUP BY manifest"
+        )
+        self.select_replays = f"SELECT key, attempts FROM ledger_replays WHERE target_id = {p} AND {self.any_of('key')}"
+        self.upsert_replay = (
+            f"INSERT INTO ledger_replays (target_id, key, attempts, last_at) VALUES ({p}, {p}, 1, {p}) "
+            "ON CONFLICT (target_id, key) DO UPDATE SET attempts = ledger_replays.attempts + 1, "
+            "last_at = excluded.last_at"
+        )
+        self.delete_replays = f"DELETE FROM ledger_replays WHERE target_id = {p} AND {self.any_of('key')}"
         self.current_version = f"SELECT coalesce(max(version), 0) FROM {VERSION_TABLE}"
         self.schema_version = f"SELECT max(version) FROM {VERSION_TABLE}"
         self.insert_version = f"INSERT INTO {VERSION_TABLE} (version, applied_at) VALUES ({p}, {p})"

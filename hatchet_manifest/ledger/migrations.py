@@ -52,6 +52,21 @@ SQLITE: tuple[Migration, ...] = (
             """,
         ),
     ),
+    (
+        2,
+        (
+            # `retry` replays runs in the engine under their run ids: how many times each key was replayed.
+            """
+            CREATE TABLE ledger_replays (
+                target_id INTEGER NOT NULL,
+                key TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                last_at INTEGER NOT NULL,
+                PRIMARY KEY (target_id, key)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 
 POSTGRES: tuple[Migration, ...] = (
@@ -96,7 +111,26 @@ POSTGRES: tuple[Migration, ...] = (
             """,
         ),
     ),
+    (
+        2,
+        (
+            """
+            CREATE TABLE ledger_replays (
+                target_id bigint NOT NULL,
+                key text COLLATE "C" NOT NULL,
+                attempts integer NOT NULL,
+                last_at timestamptz NOT NULL,
+                PRIMARY KEY (target_id, key)
+            )
+            """,
+        ),
+    ),
 )
+
+# Migrations that only add tables a reader does without (it reads them as empty): a ledger opened read-only may
+# lack them, so that `diff` and `status` keep working on a ledger that no command has written to since an upgrade.
+ADDITIVE = frozenset({2})
+REPLAYS_VERSION = 2  # the schema version from which ledger_replays exists
 
 LATEST = max(SQLITE[-1][0], POSTGRES[-1][0])
 
@@ -113,8 +147,9 @@ def pending_migrations(current: int, migrations: tuple[Migration, ...], location
 
 
 def require_current(current: int, migrations: tuple[Migration, ...], location: str) -> None:
-    """For a ledger opened read-only (nothing migrated): its schema must be this version's."""
-    if pending_migrations(current, migrations, location):
+    """For a ledger opened read-only (nothing migrated): its schema must be this version's, but for additive
+    migrations (whose tables a reader takes as empty)."""
+    if any(version not in ADDITIVE for version, _ in pending_migrations(current, migrations, location)):
         raise LedgerError(
             f"the ledger {location} has schema version {current}, older than this hatchet-manifest's "
             f"({migrations[-1][0]}), and this command only reads: a command that writes to it (apply, ledger "

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 from hatchet_manifest.ledger.base import BATCH, ERROR_LIMIT, Ledger
 from hatchet_manifest.ledger.dialect import COLUMNS, STATE_COLUMNS, C, Dialect, entry_reader
 from hatchet_manifest.ledger.digest import combine_fingerprints, fingerprint
-from hatchet_manifest.ledger.migrations import Migration, pending_migrations, require_current
+from hatchet_manifest.ledger.migrations import REPLAYS_VERSION, Migration, pending_migrations, require_current
 from hatchet_manifest.ledger.rows import parse_rows, row_to_json
 from hatchet_manifest.ledger.rules import adopt_refusals, ensure_unique, import_refusal, refusals
 from hatchet_manifest.ledger.values import (
@@ -26,6 +26,7 @@ from hatchet_manifest.ledger.values import (
     Clock,
     KeyTakenError,
     LedgerEntry,
+    ManifestTotal,
     PendingRow,
     RunState,
     StateRow,
@@ -209,6 +210,37 @@ class SqlLedger(Ledger, Generic[C]):
 
         return self._run(body, write=False)
 
+    def manifest_totals(self, target: Target, manifests: Collection[str]) -> dict[str, ManifestTotal]:
+        wanted = sorted(set(manifests))
+        d = self.dialect
+
+        def body(conn: C) -> dict[str, ManifestTotal]:
+            target_id = self._known_target_id(conn, target)
+            if target_id is None or not wanted:
+                return {}
+            rows = conn.execute(d.manifest_totals, (target_id, d.list_param(wanted)))
+            return {name: ManifestTotal(int(n), d.from_db_time(oldest)) for name, n, oldest in rows}
+
+        return self._run(body, write=False)
+
+    def replays(self, target: Target, keys: Sequence[str]) -> dict[str, int]:
+        if not keys or self.schema_version() < REPLAYS_VERSION:  # a read-only ledger not yet migrated has none
+            return {}
+        d = self.dialect
+
+        def body(conn: C) -> dict[str, int]:
+            target_id = self._known_target_id(conn, target)
+            if target_id is None:
+                return {}
+            found: dict[str, int] = {}
+            for chunk in chunked(sorted(set(keys))):
+                found.update(
+                    (key, int(n)) for key, n in conn.execute(d.select_replays, (target_id, d.list_param(chunk)))
+                )
+            return found
+
+        return self._run(body, write=False)
+
     def state_digest(self, target: Target, keys: Iterable[str]) -> str:
         def fingerprints() -> Iterator[bytes]:
             for chunk in chunked(keys):
@@ -303,6 +335,20 @@ class SqlLedger(Ledger, Generic[C]):
         if problems:
             raise TransitionError(target, "adopt", problems)
 
+    def record_replays(self, target: Target, keys: Sequence[str]) -> None:
+        listed = ensure_unique(keys, "record_replays")
+        if not listed:
+            return
+        target_id = self._target_id(target)
+        d = self.dialect
+
+        def body(conn: C) -> None:
+            now = d.to_db_time(self._now())
+            for key in listed:
+                conn.execute(d.upsert_replay, (target_id, key, now))
+
+        self._run(body)
+
     def forget(self, target: Target, keys: Sequence[str]) -> int:
         listed = ensure_unique(keys, "forget")
         d = self.dialect
@@ -313,6 +359,7 @@ class SqlLedger(Ledger, Generic[C]):
             target_id = self._known_target_id(conn, target)
             if target_id is None or not listed:
                 return 0
+            conn.execute(d.delete_replays, (target_id, d.list_param(listed)))
             return int(conn.execute(d.delete_keys, (target_id, d.list_param(listed))).rowcount)
 
         return self._run(body)

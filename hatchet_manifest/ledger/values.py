@@ -63,6 +63,13 @@ class LedgerEntry:
     updated_at: datetime
 
 
+class ManifestTotal(NamedTuple):
+    """A manifest's submitted runs on a target: how many, and when the oldest was first recorded (UTC)."""
+
+    submitted: int
+    oldest: datetime
+
+
 class PendingRow(NamedTuple):
     """A run about to be sent."""
 

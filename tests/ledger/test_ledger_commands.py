@@ -239,7 +239,7 @@ def test_a_reader_refuses_a_newer_schema_without_touching_it(ledger_url: str, tm
     result = run_cli("ledger", "export", "--ledger", ledger_url)
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: the ledger {location} has schema version 7, newer than this hatchet-manifest knows (up to 1): "
+        f"error: the ledger {location} has schema version 7, newer than this hatchet-manifest knows (up to 2): "
         "upgrade hatchet-manifest to use it\n"
     )
 

@@ -12,7 +12,7 @@ import hatchet_manifest.ledger as ledger_package
 PACKAGE = "hatchet_manifest.ledger"
 DIR = Path(ledger_package.__file__).parent
 MODULES = sorted(p.stem for p in DIR.glob("*.py") if p.stem != "__init__")
-MAX_LINES = 350
+MAX_LINES = 400  # the house rule (CONTRIBUTING.md): no module over about 400 lines
 
 
 def imports_of(module: str) -> set[str]:

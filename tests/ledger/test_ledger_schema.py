@@ -68,22 +68,25 @@ def test_new_migrations_apply_once_in_order(ledger_url: str, open_store: OpenLed
     open_store().record_pending(T, [PendingRow("a", "d", "m", "m.yaml")])
     extended = (
         *schema_for(ledger_url),
-        (2, ("CREATE TABLE ledger_extra (n integer)", "INSERT INTO ledger_extra (n) VALUES (1)")),
-        (3, ("INSERT INTO ledger_extra (n) VALUES (2)",)),
+        (migrations.LATEST + 1, ("CREATE TABLE ledger_extra (n integer)", "INSERT INTO ledger_extra (n) VALUES (1)")),
+        (migrations.LATEST + 2, ("INSERT INTO ledger_extra (n) VALUES (2)",)),
     )
     for _ in range(2):  # the second open must not run them again
         with open_backend(ledger_url, extended, clock) as ledger:
-            assert ledger.schema_version() == 3
+            assert ledger.schema_version() == migrations.LATEST + 2
             assert ledger.count(T) == 1
     assert raw(ledger_url, "SELECT n FROM ledger_extra ORDER BY n") == [(1,), (2,)]
 
 
 def test_a_failing_migration_changes_nothing(ledger_url: str, open_store: OpenLedger, clock: FakeClock) -> None:
     open_store().close()
-    broken = (*schema_for(ledger_url), (2, ("CREATE TABLE ledger_extra (n integer)", "THIS IS NOT SQL")))
+    broken = (
+        *schema_for(ledger_url),
+        (migrations.LATEST + 1, ("CREATE TABLE ledger_extra (n integer)", "THIS IS NOT SQL")),
+    )
     with pytest.raises(LedgerError, match="syntax error"):
         open_backend(ledger_url, broken, clock)
-    assert open_store().schema_version() == 1
+    assert open_store().schema_version() == migrations.LATEST
     tables = (
         "SELECT tablename FROM pg_tables WHERE tablename = 'ledger_extra'"
         if ledger_url.startswith("postgresql://")
@@ -99,7 +102,7 @@ def test_a_newer_schema_is_a_clear_error(ledger_url: str, open_store: OpenLedger
     with pytest.raises(LedgerError) as caught:
         open_store()
     assert str(caught.value) == (
-        f"the ledger {first.location} has schema version 7, newer than this hatchet-manifest knows (up to 1): "
+        f"the ledger {first.location} has schema version 7, newer than this hatchet-manifest knows (up to 2): "
         "upgrade hatchet-manifest to use it"
     )
 
@@ -107,6 +110,8 @@ def test_a_newer_schema_is_a_clear_error(ledger_url: str, open_store: OpenLedger
 def test_processes_opening_a_fresh_ledger_at_once_all_succeed(ledger_url: str, tmp_path: Path) -> None:
     workers = [spawn_worker("migrate", ledger_url, str(tmp_path / "state")) for _ in range(3)]
     outputs = run_together(workers, timeout=60)
-    assert [(w.returncode, out) for w, (out, _) in zip(workers, outputs, strict=True)] == [(0, "1\n")] * 3, outputs
+    assert [(w.returncode, out) for w, (out, _) in zip(workers, outputs, strict=True)] == [
+        (0, f"{migrations.LATEST}\n")
+    ] * 3, outputs
     rows = raw(ledger_url, f"SELECT version FROM {migrations.VERSION_TABLE}")
-    assert rows == [(1,)]
+    assert sorted(rows) == [(v,) for v in range(1, migrations.LATEST + 1)]
