@@ -28,6 +28,8 @@ Exit codes:
   2    usage error; with `diff --detailed-exitcode`: changes present
   3    partially submitted (some runs failed or have an unknown fate)
   4    unexpected internal error (rerun with --traceback)
+  5    runs failed, were cancelled or are not found (status, apply --wait, retry --wait)
+  6    runs still unfinished (status; apply --wait, retry --wait: when --wait-timeout expired)
   130  interrupted (after recording what was submitted)
   141  the reader of the output went away (broken pipe)
   143  terminated by SIGTERM (after recording what was submitted, as on Ctrl-C)
@@ -46,6 +48,9 @@ COMMANDS = {
     "diff": "diff",
     "apply": "apply",
     "ledger": "ledger",
+    "status": "status",
+    "cancel": "cancel",
+    "retry": "retry",
 }
 
 EXIT_INTERNAL = 4

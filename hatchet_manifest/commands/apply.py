@@ -6,6 +6,7 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,18 @@ from hatchet_manifest.apply.executor import ApplyOptions, ApplyResult, Executor,
 from hatchet_manifest.apply.parallel import DEFAULT_THRESHOLD, THRESHOLD_ENV, Workers, auto_workers, spool_parallel
 from hatchet_manifest.apply.spool import Spool
 from hatchet_manifest.commands.diff import emit, lookup_warnings, settle, target_plan
+from hatchet_manifest.commands.following import PollArgs, follow, poll_options, reading_ledger, wait_timeout_option
+from hatchet_manifest.commands.following import report as report_outcomes
 from hatchet_manifest.commands.options import RenderArgs, render_options
 from hatchet_manifest.commands.session import TargetArgs, confirm, target_lock, target_options, why_target
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.manifest.sandbox import Rendering
+from hatchet_manifest.outcomes.read import Reader, Scope
 from hatchet_manifest.output import ProgressBar
 from hatchet_manifest.plan import workflows
 from hatchet_manifest.plan.names import WorkflowNames
 from hatchet_manifest.plan.planfile import find_plan
-from hatchet_manifest.plan.planner import summary_line
+from hatchet_manifest.plan.planner import PlannedRun, summary_line
 from hatchet_manifest.plan.target import connect
 from hatchet_manifest.text import escape, safe_message
 
@@ -104,12 +108,22 @@ def report(result: ApplyResult, output: str) -> None:
     hidden=True,
     help="Declared runs from which --workers applies (tests set it low).",
 )
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Then follow every run of the applied manifests (sent now or before) until all have finished: exit 0 all "
+    "completed, 5 some failed or were cancelled, 6 unfinished when --wait-timeout expired.",
+)
+@wait_timeout_option
+@poll_options
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
 def command(
     ctx: click.Context,
     /,
     dry_run: bool,
+    wait: bool,
+    wait_timeout: float | None,
     yes: bool,
     batch_size: int,
     concurrency: int,
@@ -130,6 +144,7 @@ def command(
     143 terminated (SIGTERM: stopped as on Ctrl-C).
     """
     started = time.monotonic()
+    poll = PollArgs.from_kwargs(kw)
     rargs = RenderArgs.from_kwargs(kw)
     targs = TargetArgs.from_kwargs(kw)
     plan_file = find_plan(rargs.paths)  # recognised by content, verified whole before anything in it is used
@@ -154,13 +169,14 @@ def command(
     ):
         click.echo(f"target: {escape(conn.describe())}{why_target(targs.engine)}", err=True)
         target = conn.target
+        names: list[str] = []  # the applied manifests, in order
         with target_lock(ledger, target, targs.lock_wait):
             planned: Any
             lookup = None
             known_rows = 0
             if plan_file is not None:
                 plan_file.check_fresh(ledger, target, conn.config.namespace)
-                planned = plan_file.planned()
+                planned = _noting_manifests(plan_file.planned(), names)
             else:
                 assert renderer is not None
                 names = [m.name for m in renderer.manifests]
@@ -196,8 +212,35 @@ def command(
                     Executor(ledger, target, conn.hatchet.admin, options, progress, result).run(spool)
                     progress(result, final=True)
     result.seconds = time.monotonic() - started
-    report(result, output)
-    ctx.exit(result.exit_code)
+    if not wait or result.interrupted:
+        report(result, output)
+        ctx.exit(result.exit_code)
+    if output == "text":
+        report(result, output)
+    # Followed with the lock released and the render workers stopped: a wait may take hours.
+    with reading_ledger(targs.ledger, targs.state_dir) as ledger, connect(targs.engine, Path(targs.state_dir)) as conn:
+        reader = Reader(conn.hatchet, Scope.of(ledger, conn.target, names), ledger, show=poll.show)
+        followed = follow(reader, poll.options(wait_timeout), output)
+        code = report_outcomes(
+            followed.last,
+            output,
+            followed.outcome,
+            timed_out=followed.timed_out,
+            requests=followed.requests,
+            extra={"apply": result.to_dict()},
+        )
+    ctx.exit(result.exit_code if result.exit_code else code)  # a partial apply keeps its exit 3
+
+
+def _noting_manifests(planned: Iterator[PlannedRun], names: list[str]) -> Iterator[PlannedRun]:
+    """The planned runs, noting their manifests' names in `names` as they pass."""
+    seen = set(names)
+    for run in planned:
+        manifest = run.run.manifest if run.run is not None else run.known.manifest if run.known else None
+        if manifest is not None and manifest not in seen:
+            seen.add(manifest)
+            names.append(manifest)
+        yield run
 
 
 def _workers(renderer: Rendering | None, workers: int, threshold: int) -> int:

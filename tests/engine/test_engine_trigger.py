@@ -150,7 +150,7 @@ def test_get_run_details_returns_the_json_texts_as_received(stubs: Any, auth: An
     assert re.fullmatch(rb'\{"traceparent":"00-[0-9a-f]{32}-[0-9a-f]{16}-01","k" : "v"\}', details.additional_metadata)
 
 
-@pytest.mark.parametrize("external_id", [str(uuid.uuid4()), "not-a-uuid", ""])
+@pytest.mark.parametrize("external_id", ["6f1e2d3c-0000-4000-8000-00000000abcd", "not-a-uuid", ""])
 def test_get_run_details_of_an_unknown_run_is_not_found(stubs: Any, auth: Any, external_id: str) -> None:
     with pytest.raises(grpc.RpcError) as err:
         stubs.admin.GetRunDetails(admin_pb2.GetRunDetailsRequest(external_id=external_id), metadata=auth)

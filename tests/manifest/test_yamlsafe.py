@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hatchet_manifest.manifest import yamlsafe
 from hatchet_manifest.manifest.yamlsafe import YamlError, parse_documents
 from tests.conftest import RunCli
 
@@ -68,10 +69,15 @@ def test_explicit_core_tags_that_fit_are_accepted() -> None:
     assert doc.data == {"a": 12, "b": "12", "c": 1.0, "d": True, "e": None}
 
 
-def test_large_plain_data_is_not_mistaken_for_an_alias_bomb() -> None:
-    items = ", ".join(str(i) for i in range(250_000))
+def test_large_plain_data_is_not_mistaken_for_an_alias_bomb(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The budget lowered (from 200,000) so that data past it parses in a moment: the rule is what is tested.
+    monkeypatch.setattr(yamlsafe, "MAX_ALIAS_NODES", 2_000)
+    items = ", ".join(str(i) for i in range(2_500))
     [doc] = parse_documents(f"x: [{items}]\ny: &y {{k: 1}}\nz: [*y, *y]\n", "m.yaml")
-    assert len(doc.data["x"]) == 250_000 and doc.data["z"] == [{"k": 1}, {"k": 1}]
+    assert len(doc.data["x"]) == 2_500 and doc.data["z"] == [{"k": 1}, {"k": 1}]
+    bomb = "a: &a [" + ", ".join(["x"] * 50) + "]\nb: [" + ", ".join(["*a"] * 50) + "]\n"  # 2,550 nodes
+    with pytest.raises(YamlError, match="aliases expand to more than 2000 nodes"):
+        list(parse_documents(bomb, "m.yaml"))
 
 
 def test_a_deep_manifest_fails_cleanly_through_the_cli(tmp_path: Path, run_cli: RunCli) -> None:
