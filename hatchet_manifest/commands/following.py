@@ -117,9 +117,13 @@ class PollArgs:
     def from_kwargs(cls, kw: dict[str, Any]) -> PollArgs:
         return cls(**{k: kw.pop(k) for k in cls.__dataclass_fields__})
 
-    def options(self, timeout: float | None) -> FollowOptions:
+    def options(self, timeout: float | None, replayed_from: int | None = None) -> FollowOptions:
         return FollowOptions(
-            timeout=timeout, interval=self.poll_interval, max_rps=self.poll_rps, give_up=self.give_up_after
+            timeout=timeout,
+            interval=self.poll_interval,
+            max_rps=self.poll_rps,
+            give_up=self.give_up_after,
+            replayed_from=replayed_from,
         )
 
 

@@ -70,9 +70,13 @@ def command(
             for manifest, n in selection.per_manifest().items():
                 click.echo(f"{escape(manifest)}: {n} to replay", err=True)
             replayed = 0
+            before: int | None = None  # failed + cancelled runs before the replay
             if not dry_run and selection.runs:
                 what = " or ".join(s.lower() for s in statuses)
                 confirm(f"replay {len(selection.runs)} {what} run(s) in {conn.describe()}", yes)
+                if wait:
+                    tallies, _ = Reader(conn.hatchet, scope, store).tallies()
+                    before = sum(t.failed + t.cancelled for t in tallies)
                 try:
                     replayed = actions.replay(conn.hatchet, store, scope, selection.runs)
                 except actions.ActionError as exc:
@@ -82,7 +86,7 @@ def command(
         _say("text" if wait else output, len(selection.runs), replayed, selection.foreign, dry_run, err=wait)
         if wait and not dry_run:
             reader = Reader(conn.hatchet, scope, store, show=poll.show)
-            followed = follow(reader, poll.options(wait_timeout), output)
+            followed = follow(reader, poll.options(wait_timeout, replayed_from=before if replayed else None), output)
             ctx.exit(
                 report(
                     followed.last, output, followed.outcome, timed_out=followed.timed_out, requests=followed.requests

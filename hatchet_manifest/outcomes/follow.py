@@ -20,6 +20,9 @@ class FollowOptions:
     max_rps: float = 2.0  # requests per second, at most, on average (a poll costs one per manifest)
     give_up: float = 60.0  # seconds without an answer before giving up
     settle: float = 30.0  # seconds runs may stay not found (not visible yet) before counting as lost
+    # After a replay of this many failed or cancelled runs: Hatchet replays asynchronously, so while as many are
+    # still failed or cancelled as before, and for at most `settle` seconds, the replay has not been seen yet.
+    replayed_from: int | None = None
 
 
 @dataclass
@@ -82,6 +85,12 @@ class Follower:
             settled = now - start >= opts.settle
             snapshot = Snapshot(tallies, requests=made)
             outcome = snapshot.total.outcome(settled=settled)
+            stale = (
+                opts.replayed_from is not None
+                and snapshot.total.failed + snapshot.total.cancelled >= opts.replayed_from
+            )
+            if outcome == "failed" and not settled and stale:
+                outcome = "unfinished"  # the replayed runs have not left their old status yet
             timed_out = deadline is not None and now >= deadline and outcome == "unfinished"
             if outcome != "unfinished" or timed_out:
                 final = self.reader.snapshot(with_failed=True) if outcome == "failed" or timed_out else snapshot

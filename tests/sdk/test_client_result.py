@@ -1,7 +1,8 @@
 """WorkflowRunRef.result() through /v1.AdminService/GetRunDetails.
 
-The embedded engine has no workers (its runs stay QUEUED; see test_client_admin for that case), so finished
-runs come from a small real gRPC server here that answers GetRunDetails from a script of responses."""
+Every answer the engine can give (and some it should not) comes from a small real gRPC server here that answers
+GetRunDetails from a script of responses; tests/outcomes/test_outcomes_client.py runs result() against the
+embedded engine with an official SDK worker finishing the runs."""
 
 from __future__ import annotations
 
