@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from hatchet_client import Hatchet, RunFailedError
 from hatchet_client.engine import Engine
 
