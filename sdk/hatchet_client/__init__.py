@@ -8,6 +8,8 @@ ref = hatchet.client.admin.run_workflow("ManualTriggerWorkflow", {"test": "test"
 refs = hatchet.admin.run_workflows([{"workflow_name": "BulkParent", "input": {"n": 1}}])
 for outcome in hatchet.admin.submit((key, run) for key, run in pairs): ...   # one outcome per chunk
 check = hatchet.check_workflows({"BulkParent"})   # before sending: the engine drops runs of unknown names
+counts = hatchet.run_metrics({"batch": "b1"}, since=yesterday)   # {"QUEUED": 3, "RUNNING": 1, ...}
+hatchet.cancel_runs(run_ids); hatchet.replay_runs(failed_run_ids)
 """
 
 from hatchet_client.admin import AdminClient
@@ -28,11 +30,13 @@ from hatchet_client.errors import (
     RunResultError,
     RunValidationError,
     SubmissionStopped,
+    TaskOpsError,
     TokenError,
 )
 from hatchet_client.pipeline import Pacer, Submission
 from hatchet_client.rest import RestClient, RestLimits
-from hatchet_client.runs import RunDetails, RunRow, TaskDetails, WorkflowRunRef, list_run_ids, list_runs
+from hatchet_client.runs import RUN_STATUSES, RunDetails, RunRow, TaskDetails, WorkflowRunRef, list_run_ids, list_runs
+from hatchet_client.tasks import cancel_runs, replay_runs, run_metrics
 from hatchet_client.token import TokenClaims, decode_token
 from hatchet_client.types import (
     Chunk,
@@ -51,6 +55,7 @@ from hatchet_client.workflows import (
 )
 
 __all__ = [
+    "RUN_STATUSES",
     "AdminClient",
     "BulkSubmitError",
     "BulkSubmitInterrupted",
@@ -81,6 +86,7 @@ __all__ = [
     "SubmissionStopped",
     "TLSSettings",
     "TaskDetails",
+    "TaskOpsError",
     "TokenClaims",
     "TokenError",
     "TriggerWorkflowOptions",
@@ -88,9 +94,12 @@ __all__ = [
     "WorkflowRow",
     "WorkflowRun",
     "WorkflowRunRef",
+    "cancel_runs",
     "check_workflows",
     "decode_token",
     "list_run_ids",
     "list_runs",
     "list_workflows",
+    "replay_runs",
+    "run_metrics",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -10,6 +10,7 @@ from typing import Any, Literal
 from hatchet_client.admin import AdminClient
 from hatchet_client.config import ClientConfig
 from hatchet_client.runs import RunRow, list_run_ids, list_runs
+from hatchet_client.tasks import DEFAULT_BATCH, cancel_runs, replay_runs, run_metrics
 from hatchet_client.workflows import DEFAULT_PAGE_SIZE, WorkflowCheck, WorkflowRow, check_workflows, list_workflows
 
 
@@ -37,6 +38,8 @@ class Hatchet:
         since: datetime,
         until: datetime | None = None,
         limit: int = 1000,
+        statuses: Collection[str] | None = None,
+        include_payloads: bool = True,
     ) -> Iterator[RunRow]:
         """hatchet_client.runs.list_runs with this client's server_url, tenant, token and REST limits."""
         c = self.config
@@ -51,6 +54,38 @@ class Hatchet:
             limit=limit,
             limits=c.rest_limits,
             ssl_context=c.rest_ssl_context(),
+            statuses=statuses,
+            include_payloads=include_payloads,
+        )
+
+    def run_metrics(
+        self, metadata: Mapping[str, str], *, since: datetime, until: datetime | None = None
+    ) -> dict[str, int]:
+        """hatchet_client.tasks.run_metrics (runs per status; pairs combine with OR) for this client's tenant."""
+        c = self.config
+        return run_metrics(
+            c.server_url,
+            c.tenant_id,
+            c.token,
+            metadata,
+            since=since,
+            until=until,
+            limits=c.rest_limits,
+            ssl_context=c.rest_ssl_context(),
+        )
+
+    def cancel_runs(self, ids: Sequence[str], *, batch: int = DEFAULT_BATCH) -> list[str]:
+        """hatchet_client.tasks.cancel_runs for this client's tenant: the echoed ids."""
+        c = self.config
+        return cancel_runs(
+            c.server_url, c.tenant_id, c.token, ids, batch=batch, limits=c.rest_limits, ssl_context=c.rest_ssl_context()
+        )
+
+    def replay_runs(self, ids: Sequence[str], *, batch: int = DEFAULT_BATCH) -> list[str]:
+        """hatchet_client.tasks.replay_runs for this client's tenant: the echoed (task) ids."""
+        c = self.config
+        return replay_runs(
+            c.server_url, c.tenant_id, c.token, ids, batch=batch, limits=c.rest_limits, ssl_context=c.rest_ssl_context()
         )
 
     def list_run_ids(

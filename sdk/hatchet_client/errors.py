@@ -205,3 +205,22 @@ class ListRunsError(RestError):
 
 class ListWorkflowsError(RestError):
     """The REST workflow listing failed (HTTP error, unreachable server, or a response we cannot read)."""
+
+
+class TaskOpsError(RestError):
+    """A REST task operation failed: the run metrics, a cancel or a replay (HTTP error, unreachable server, or an
+    answer we cannot read). `echoed`: the ids that earlier batches of the same cancel or replay echoed (they were
+    acted on) when a later batch failed."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        reason: RestFailure = "invalid_request",
+        url: str | None = None,
+        method: str = "GET",
+        status: int | None = None,
+        echoed: Sequence[str] = (),
+    ) -> None:
+        super().__init__(problem, reason=reason, url=url, method=method, status=status)
+        self.echoed = list(echoed)

@@ -1,5 +1,7 @@
 """One REST request and its answer under one total deadline: resolution, connection, TLS, request and body are
-all bounded by a watchdog that shuts the socket down at the deadline, and by the response-size cap."""
+all bounded by a watchdog that shuts the socket down at the deadline, and by the response-size cap. One attempt:
+whether to make another is rest_retry.py's decision, from what the attempt records (`sent`, `reset`,
+`retry_after`)."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from typing import Any
 from hatchet_client.errors import RestError, RestFailure
 from hatchet_client.rest_json import decode_json, short
 from hatchet_client.rest_limits import RestLimits
+from hatchet_client.rest_retry import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +44,22 @@ class Exchange:
         limits: RestLimits,
         ssl_context: ssl.SSLContext | None,
         error: type[RestError],
+        *,
+        method: str = "GET",
+        body: bytes | None = None,
+        deadline: float | None = None,
     ) -> None:
         self._limits = limits
         self._token = token
         self._ssl_context = ssl_context
         self._error = error
+        self._method = method
+        self._body = body
         self._shown = shown_url(url)
-        self._deadline = time.monotonic() + limits.timeout
+        self._deadline = time.monotonic() + limits.timeout if deadline is None else deadline  # time.monotonic()
+        self.sent = False  # the request may have reached the server (some of it was written)
+        self.reset = False  # the connection was reset (ECONNRESET), not closed or timed out
+        self.retry_after: float | None = None  # what a non-2xx answer's Retry-After header asked for
         self._lock = threading.Lock()
         self._fired = False
         self._finished = False
@@ -71,7 +83,7 @@ class Exchange:
     # --- errors ---
 
     def _fail(self, reason: RestFailure, problem: str, status: int | None = None) -> RestError:
-        return self._error(self._redact(problem), reason=reason, url=self._shown, status=status)
+        return self._error(self._redact(problem), reason=reason, url=self._shown, method=self._method, status=status)
 
     def _redact(self, text: str) -> str:
         """Server-provided text could echo the request: the token never reaches a message."""
@@ -112,6 +124,7 @@ class Exchange:
                     context = self._ssl_context if self._ssl_context is not None else ssl.create_default_context()
                     sock = context.wrap_socket(sock, server_hostname=self._host)
             except (ssl.SSLError, OSError) as exc:
+                self.reset = isinstance(exc, ConnectionResetError) and not self._was_cut()
                 raise (
                     self._timeout()
                     if self._was_cut()
@@ -194,14 +207,18 @@ class Exchange:
         assert sock is not None
         try:
             sock.settimeout(self._remaining())  # a backstop: the watchdog is the bound
-            conn.putrequest("GET", self._target, skip_host=True, skip_accept_encoding=True)
+            conn.putrequest(self._method, self._target, skip_host=True, skip_accept_encoding=True)
             conn.putheader("Host", self._host_header)
             conn.putheader("Accept", "application/json")
             conn.putheader("User-Agent", "hatchet-client")
             conn.putheader("Connection", "close")
             if self._token is not None:
                 conn.putheader("Authorization", f"Bearer {self._token}")
-            conn.endheaders()
+            if self._body is not None:
+                conn.putheader("Content-Type", "application/json")
+                conn.putheader("Content-Length", str(len(self._body)))
+            self.sent = True
+            conn.endheaders(self._body)
             response = conn.getresponse()
         except http.client.RemoteDisconnected:
             raise (
@@ -214,6 +231,7 @@ class Exchange:
                 self._timeout() if self._was_cut() else self._fail("not_http", f"the answer is not HTTP ({short(exc)})")
             ) from None
         except (TimeoutError, OSError) as exc:
+            self.reset = isinstance(exc, ConnectionResetError) and not self._was_cut()
             raise (
                 self._timeout()
                 if self._was_cut() or isinstance(exc, TimeoutError)
@@ -230,6 +248,7 @@ class Exchange:
         status = response.status
         length = self._content_length(response)
         if not 200 <= status < 300:
+            self.retry_after = parse_retry_after(response.getheader("Retry-After"))
             detail = self._error_detail(response)
             phrase = f" {response.reason}" if response.reason else ""
             note = " (redirects are not followed)" if 300 <= status < 400 else ""
@@ -266,6 +285,7 @@ class Exchange:
                 else self._fail("not_http", f"the answer's body is not valid HTTP framing ({short(exc)})")
             ) from None
         except (TimeoutError, OSError) as exc:
+            self.reset = isinstance(exc, ConnectionResetError) and not self._was_cut()
             raise (
                 self._timeout()
                 if self._was_cut() or isinstance(exc, TimeoutError)

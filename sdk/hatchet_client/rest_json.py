@@ -18,9 +18,10 @@ class Answer:
     value: Any
     url: str
     error: type[RestError]
+    method: str = "GET"
 
     def fail(self, problem: str) -> NoReturn:
-        raise self.error(problem, reason="bad_shape", url=self.url)
+        raise self.error(problem, reason="bad_shape", url=self.url, method=self.method)
 
     def as_object(self, value: Any, where: str) -> dict[str, Any]:
         if not isinstance(value, dict):

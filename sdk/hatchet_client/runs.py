@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -14,6 +14,7 @@ from hatchet_client.errors import ListRunsError, ResultTimeoutError, RpcError, R
 from hatchet_client.rest import Answer, RestClient, RestLimits
 
 TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+RUN_STATUSES = ("QUEUED", "RUNNING", "COMPLETED", "CANCELLED", "FAILED")  # what the REST API reports (V1TaskStatus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,11 @@ class WorkflowRunRef:
 
 @dataclass(frozen=True, slots=True)
 class RunRow:
-    """One row of the REST run listing. `run_id` is `workflowRunExternalId`, the id a trigger returned."""
+    """One row of the REST run listing. `run_id` is `workflowRunExternalId`, the id a trigger returned.
+
+    `retry_count` is the run's highest task retry count (0 when the engine does not say): it grows with each retry
+    and each replay; Hatchet's `attempt` is retry_count + 1. `started_at` and `finished_at` are RFC 3339 texts as
+    the engine sent them; `error_message` is the run's error, if it failed or was cancelled."""
 
     run_id: str
     status: str
@@ -117,6 +122,10 @@ class RunRow:
     created_at: str
     additional_metadata: Mapping[str, Any]
     input: Any
+    error_message: str | None = None
+    retry_count: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -154,7 +163,22 @@ def _row(page: Answer, raw: Any, where: str) -> RunRow:
         created_at=page.string(row, "createdAt", where),
         additional_metadata=metadata if metadata is not None else {},
         input=page.as_object(row.get("input"), f"{where}.input"),
+        error_message=page.optional_string(row, "errorMessage", where),
+        retry_count=page.optional_int(row, "retryCount", where) or 0,
+        started_at=page.optional_string(row, "startedAt", where),
+        finished_at=page.optional_string(row, "finishedAt", where),
     )
+
+
+def _status_params(statuses: Collection[str] | None) -> list[tuple[str, str]]:
+    if statuses is None:
+        return []
+    if isinstance(statuses, str):
+        raise ListRunsError(f"statuses must be a collection of statuses, not the string {statuses!r}")
+    unknown = sorted(set(statuses) - set(RUN_STATUSES))
+    if unknown:
+        raise ListRunsError(f"unknown statuses {', '.join(map(repr, unknown))} (known: {', '.join(RUN_STATUSES)})")
+    return [("statuses", status) for status in RUN_STATUSES if status in statuses]
 
 
 def _pagination(page: Answer, body: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -193,16 +217,24 @@ def list_runs(
     timeout: float | None = None,
     limits: RestLimits | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    statuses: Collection[str] | None = None,
+    include_payloads: bool = True,
 ) -> Iterator[RunRow]:
     """Every run matching the metadata filters (`AND`: all pairs; `OR`: any), created since `since`, from
     `GET {server_url}/api/v1/stable/tenants/{tenant}/workflow-runs`, fetched `limit` rows per request starting
     at `offset`. Pages are fetched lazily. Offset paging: runs created while paging can shift pages.
+
+    `statuses`: only runs in one of these (RUN_STATUSES; None: any). `include_payloads=False` leaves inputs and
+    outputs out of the answers (rows then have `input == {}`), which makes large listings much lighter; it is sent
+    either way, as Hatchet leaves payloads out when it is not.
 
     Each request is bounded by `limits` (hatchet_client.rest; `timeout`, when given, replaces its total
     deadline). Every failure, including an answer that is not the documented shape, raises ListRunsError."""
     if limit < 1:
         raise ListRunsError(f"limit must be positive, not {limit}")
     params = _filter_params(metadata, operator, since, until)
+    params += _status_params(statuses)
+    params.append(("include_payloads", "true" if include_payloads else "false"))
     client = _client(server_url, token, timeout, limits, ssl_context)
     path = f"{_tenant_path(tenant)}/workflow-runs"
     while True:
