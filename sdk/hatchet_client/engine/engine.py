@@ -267,7 +267,7 @@ class Engine:
             self._rest = RestServer(
                 self.host,
                 rest_port,
-                RestApi(self._store, verifier, self.tenant_id, self.unknown_workflows),
+                RestApi(self._store, verifier, self.tenant_id, self.unknown_workflows, scheduler),
                 None if self.tls is None else self.tls.ssl_context(),
             )
         except OSError as exc:

@@ -4,12 +4,15 @@
 `GET /api/v1/stable/tenants/{tenant}/workflow-runs/external-ids` -> `[run id, ...]` and
 `GET /api/v1/tenants/{tenant}/workflows?name=&limit=&offset=` -> `{rows, pagination, embeddedEngine}` (rows shaped
 like Workflow; `embeddedEngine: {recorder, unknownWorkflows}` is this engine's own addition: `recorder` is true
-while it knows no workflow and accepts every name), with Bearer authentication.
+while it knows no workflow and accepts every name), with Bearer authentication; and the task operations
+(rest_tasks.py): `GET .../task-metrics`, `POST .../tasks/cancel`, `POST .../tasks/replay`.
+
+Every request: an unknown path is 404, a known path with the other method 405, then the token (401) and the tenant
+(403) are checked before anything else is read; then 400 for a bad request, 503 while the engine stops.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -18,95 +21,113 @@ import socketserver
 import ssl
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 from hatchet_client.engine.dispatch import results
-from hatchet_client.engine.errors import TokenError
+from hatchet_client.engine.dispatch.scheduler import Scheduler
+from hatchet_client.engine.errors import EngineStopping, TokenError
+from hatchet_client.engine.rest_params import BadRequest, HttpError, dumps, errors, last, parse_int, parse_time
+from hatchet_client.engine.rest_tasks import TaskOps, body_length
 from hatchet_client.engine.service import UnknownWorkflows
 from hatchet_client.engine.store import KnownWorkflow, LikePatternError, RawRun, RunFilter, RunStore, workflow_id
 from hatchet_client.engine.tokens import TokenVerifier
+from hatchet_client.engine.validate import RequestError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 10_000
+SOCKET_TIMEOUT_SECONDS = 60.0
 _ROUTE = re.compile(r"^/api/v1/stable/tenants/(?P<tenant>[^/]+)/workflow-runs(?P<ids>/external-ids)?/?$")
 _WORKFLOWS_ROUTE = re.compile(r"^/api/v1/tenants/(?P<tenant>[^/]+)/workflows/?$")
+_METRICS_ROUTE = re.compile(r"^/api/v1/stable/tenants/(?P<tenant>[^/]+)/task-metrics/?$")
+_TASK_OPS_ROUTE = re.compile(r"^/api/v1/stable/tenants/(?P<tenant>[^/]+)/tasks/(?P<op>cancel|replay)/?$")
+_GET_ROUTES = (_ROUTE, _WORKFLOWS_ROUTE, _METRICS_ROUTE)
 _STATUSES = {"QUEUED", "RUNNING", "COMPLETED", "CANCELLED", "FAILED"}
-
-
-class BadRequest(Exception):
-    pass
-
-
-def _parse_time(name: str, text: str) -> datetime:
-    try:
-        # A literal '+' in a query string decodes to a space: put the offset sign back.
-        moment = datetime.fromisoformat(text.strip().replace(" ", "+"))
-    except ValueError:
-        raise BadRequest(f"{name} {text!r} is not an RFC 3339 date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _parse_int(name: str, text: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(f"{name} {text!r} is not an integer") from None
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
-    return value
-
-
-def _last(params: dict[str, list[str]], name: str) -> str | None:
-    values = params.get(name)
-    return values[-1] if values else None
+Answer = tuple[int, str]
 
 
 class RestApi:
     """Request handling, independent of the HTTP server: (path+query, authorization) -> (status, JSON body)."""
 
     def __init__(
-        self, store: RunStore, verifier: TokenVerifier, tenant_id: str, unknown_workflows: UnknownWorkflows = "drop"
+        self,
+        store: RunStore,
+        verifier: TokenVerifier,
+        tenant_id: str,
+        unknown_workflows: UnknownWorkflows = "drop",
+        scheduler: Scheduler | None = None,
     ) -> None:
         self._store = store
         self._verifier = verifier
         self._tenant_id = tenant_id
         self._unknown_workflows = unknown_workflows
+        self._tasks = None if scheduler is None else TaskOps(store, scheduler, tenant_id)
 
-    def get(self, target: str, authorization: str | None) -> tuple[int, str]:
-        """(HTTP status, JSON body text) for a GET of `target` (path and query)."""
-        url = urlsplit(target)
-        match = _ROUTE.match(url.path)
-        workflows = None if match else _WORKFLOWS_ROUTE.match(url.path)
-        if match is None and workflows is None:
-            return 404, _errors(f"no such endpoint: GET {url.path}")
+    def _admit(self, method: str, path: str, authorization: str | None) -> tuple[re.Match[str] | None, Answer | None]:
+        """The route a request takes, or the answer that refuses it (404, 405, 401, 403), in that order."""
+        mine, other = (_GET_ROUTES, (_TASK_OPS_ROUTE,)) if method == "GET" else ((_TASK_OPS_ROUTE,), _GET_ROUTES)
+        route = next((m for m in (r.match(path) for r in mine) if m is not None), None)
+        if route is None:
+            if any(r.match(path) for r in other):
+                return None, (405, errors(f"{method} is not allowed on {path}"))
+            return None, (404, errors(f"no such endpoint: {method} {path}"))
         try:
             self._verifier.verify_header(authorization)
         except TokenError as exc:
-            return 401, _errors(str(exc))
-        route = match or workflows
-        assert route is not None
+            return None, (401, errors(str(exc)))
         tenant = route["tenant"]
         if tenant != self._tenant_id:
-            return 403, _errors(f"the token does not grant access to tenant {tenant}")
+            return None, (403, errors(f"the token does not grant access to tenant {tenant}"))
+        return route, None
+
+    def get(self, target: str, authorization: str | None) -> Answer:
+        """(HTTP status, JSON body text) for a GET of `target` (path and query)."""
+        url = urlsplit(target)
+        route, refused = self._admit("GET", url.path, authorization)
+        if refused is not None:
+            return refused
+        assert route is not None
         params = parse_qs(url.query, keep_blank_values=True)
-        if workflows is not None:
-            try:
-                return 200, self._workflows(params)
-            except BadRequest as exc:
-                return 400, _errors(str(exc))
-        assert match is not None
         try:
+            if route.re is _WORKFLOWS_ROUTE:
+                return 200, self._workflows(params)
+            if route.re is _METRICS_ROUTE:
+                return 200, self._task_ops().metrics(params)
             flt, empty = self._filter(params)
-            if match["ids"]:
-                return 200, _dumps([] if empty else self._store.run_ids(flt))
+            if route["ids"]:
+                return 200, dumps([] if empty else self._store.run_ids(flt))
             return 200, self._list(flt, empty, params)
         except BadRequest as exc:
-            return 400, _errors(str(exc))
+            return 400, errors(str(exc))
+        except HttpError as exc:
+            return exc.status, errors(str(exc))
+
+    def post(self, target: str, authorization: str | None, read_body: Callable[[], bytes]) -> Answer:
+        """(HTTP status, JSON body text) for a POST of `target`; `read_body` reads the request's body (bounded),
+        only once the request is admitted."""
+        url = urlsplit(target)
+        route, refused = self._admit("POST", url.path, authorization)
+        if refused is not None:
+            return refused
+        assert route is not None
+        try:
+            return 200, self._task_ops().apply(route["op"], read_body())
+        except HttpError as exc:
+            return exc.status, errors(str(exc))
+        except (BadRequest, RequestError) as exc:
+            return 400, errors(str(exc))
+        except EngineStopping as exc:
+            return 503, errors(str(exc))
+
+    def _task_ops(self) -> TaskOps:
+        if self._tasks is None:
+            raise HttpError(503, "this engine serves no task operations (it runs without a scheduler)")
+        return self._tasks
 
     def _filter(self, params: dict[str, list[str]]) -> tuple[RunFilter, bool]:
         """The filter, and whether the result is known to be empty (e.g. statuses without QUEUED)."""
@@ -116,18 +137,18 @@ class RestApi:
             if not sep or not key:
                 raise BadRequest(f"additional_metadata {item!r} is not key:value")
             pairs.append((key, value))
-        operator_text = (_last(params, "additional_metadata_operator") or "OR").upper()
+        operator_text = (last(params, "additional_metadata_operator") or "OR").upper()
         if operator_text not in ("AND", "OR"):
             raise BadRequest("additional_metadata_operator must be AND or OR")
         operator: Literal["AND", "OR"] = "AND" if operator_text == "AND" else "OR"
-        since = _last(params, "since")
-        until = _last(params, "until")
+        since = last(params, "since")
+        until = last(params, "until")
         empty = False
         statuses = [s for s in params.get("statuses", []) if s]
         unknown = set(statuses) - _STATUSES
         if unknown:
             raise BadRequest(f"unknown statuses: {', '.join(sorted(unknown))}")
-        worker = _last(params, "worker_id") or None
+        worker = last(params, "worker_id") or None
         if worker is not None:
             try:
                 worker = str(uuid.UUID(worker))
@@ -146,19 +167,19 @@ class RestApi:
             workflow_names=names,
             metadata=tuple(pairs),
             operator=operator,
-            since=None if since is None else _parse_time("since", since),
-            until=None if until is None else _parse_time("until", until),
+            since=None if since is None else parse_time("since", since),
+            until=None if until is None else parse_time("until", until),
             statuses=statuses or None,
             worker_id=worker,
         )
         return flt, empty
 
     def _list(self, flt: RunFilter, empty: bool, params: dict[str, list[str]]) -> str:
-        limit_text = _last(params, "limit")
-        offset_text = _last(params, "offset")
-        limit = DEFAULT_LIMIT if not limit_text else _parse_int("limit", limit_text, 1, MAX_LIMIT)
-        offset = 0 if not offset_text else _parse_int("offset", offset_text, 0, 2**62)
-        payloads = (_last(params, "include_payloads") or "true").lower() != "false"
+        limit_text = last(params, "limit")
+        offset_text = last(params, "offset")
+        limit = DEFAULT_LIMIT if not limit_text else parse_int("limit", limit_text, 1, MAX_LIMIT)
+        offset = 0 if not offset_text else parse_int("offset", offset_text, 0, 2**62)
+        payloads = (last(params, "include_payloads") or "true").lower() != "false"
         total, runs = (0, []) if empty else self._store.page(flt, limit, offset)
         done = [run.seq for run in runs if run.status == "COMPLETED"]
         outputs = self._store.read(lambda conn: results.outputs(conn, done)) if payloads and done else {}
@@ -166,17 +187,17 @@ class RestApi:
         # As Hatchet computes it: next_page is always current_page + 1; num_pages tells when to stop.
         pagination = {"current_page": current, "next_page": current + 1, "num_pages": math.ceil(total / limit)}
         rows = ",".join(self._row(run, payloads, outputs.get(run.seq, {})) for run in runs)
-        return f'{{"pagination":{_dumps(pagination)},"rows":[{rows}]}}'
+        return f'{{"pagination":{dumps(pagination)},"rows":[{rows}]}}'
 
     def _workflows(self, params: dict[str, list[str]]) -> str:
         """The workflow listing, paged as Hatchet pages it: current_page = 1 + ceil(offset / limit), next_page =
         current_page + 1 except on the last page, num_pages = ceil(matches / limit)."""
-        limit_text = _last(params, "limit")
-        offset_text = _last(params, "offset")
-        limit = DEFAULT_LIMIT if not limit_text else _parse_int("limit", limit_text, 1, MAX_LIMIT)
-        offset = 0 if not offset_text else _parse_int("offset", offset_text, 0, 2**62)
+        limit_text = last(params, "limit")
+        offset_text = last(params, "offset")
+        limit = DEFAULT_LIMIT if not limit_text else parse_int("limit", limit_text, 1, MAX_LIMIT)
+        offset = 0 if not offset_text else parse_int("offset", offset_text, 0, 2**62)
         try:
-            total, rows = self._store.list_workflows(_last(params, "name") or "", limit, offset)
+            total, rows = self._store.list_workflows(last(params, "name") or "", limit, offset)
         except LikePatternError as exc:
             raise BadRequest(f"name: {exc}") from None
         pages = math.ceil(total / limit)
@@ -193,7 +214,7 @@ class RestApi:
                 "unknownWorkflows": self._unknown_workflows,
             },
         }
-        return _dumps(body)
+        return dumps(body)
 
     def _workflow(self, row: KnownWorkflow) -> dict[str, Any]:
         """One row, shaped like Hatchet's Workflow (what its official REST client requires, and isPaused)."""
@@ -238,36 +259,45 @@ class RestApi:
             "isEvicted": False,
         }
         payload = run.input if payloads else "{}"
-        return f'{_dumps(fields)[:-1]},"input":{payload},"additionalMetadata":{run.additional_metadata}}}'
-
-
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+        return f'{dumps(fields)[:-1]},"input":{payload},"additionalMetadata":{run.additional_metadata}}}'
 
 
 def _rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _errors(description: str) -> str:
-    return _dumps({"errors": [{"description": description}]})
-
-
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.0"  # one request per connection: nothing lingers when the engine stops
+    timeout = SOCKET_TIMEOUT_SECONDS  # a client that stops sending (or reading) does not hold a thread forever
 
     def do_GET(self) -> None:
+        self._answer(lambda: self.server.api.get(self.path, self.headers.get("Authorization")))
+
+    def do_POST(self) -> None:
+        self._answer(lambda: self.server.api.post(self.path, self.headers.get("Authorization"), self._read_body))
+
+    def _read_body(self) -> bytes:
+        length = body_length(self.headers)
+        data = self.rfile.read(length)
+        if len(data) != length:
+            raise HttpError(400, f"the body ended after {len(data)} of the {length} bytes announced")
+        return data
+
+    def _answer(self, handle: Callable[[], Answer]) -> None:
         try:
-            status, body = self.server.api.get(self.path, self.headers.get("Authorization"))
+            status, body = handle()
         except Exception as exc:
             log.exception("engine REST: unexpected error")
-            status, body = 500, _errors(f"internal engine error: {type(exc).__name__}")
+            status, body = 500, errors(f"internal engine error: {type(exc).__name__}")
         data = body.encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         if status == 401:
             self.send_header("WWW-Authenticate", "Bearer")
+        if status == 503:
+            self.send_header("Retry-After", "1")
         self.end_headers()
         self.wfile.write(data)
 

@@ -15,12 +15,16 @@ Dispatch (schema 4, see engine/dispatch/): `workflow_versions` holds what worker
 row per distinct definition of a name; the newest is the one new runs use). `dispatch_state.materialized_upto` is the
 last `runs.seq` the scheduler has looked at: runs of a workflow with a version get a `run_state` row (status, times,
 the version they run) and one `tasks` row per task (the queue, the leases and the outcomes, attempt by attempt
-overwritten in place: `retry_count` counts the attempts the task's retry policy has used); runs of a workflow
+overwritten in place: `retry_count` counts the task's attempts after the first); runs of a workflow
 without a version are left alone until one is registered. `workers` keeps registered workers across restarts (a
-worker reconnects with its id), `task_logs` what tasks logged (EventsService/PutLog).
+worker reconnects with its id), `task_logs` what tasks logged (EventsService/PutLog). A replay (REST tasks/replay)
+starts a task's attempts again: `retry_count` keeps counting (it is what workers and listings see, as on Hatchet)
+and `replay_base` records where the retry policy's count restarted (`retry_count - replay_base` retries used).
+`run_state_status` (status, seq) and `run_state_version` (version_id, status, seq) let the REST task-metrics count
+a million runs by status from an index alone (all runs, or a workflow's).
 
 Versions: 1 lookup tables without buckets; 2 bucketed lookup tables; 3 adds `registered_workflows`; 4 adds the
-dispatch tables.
+dispatch tables; 5 adds `tasks.replay_base` and the `run_state_status` and `run_state_version` indexes.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from typing import Literal
 
 from hatchet_client.engine.errors import EngineError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUCKET_BITS = 14  # 16384 runs per lookup bucket
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -88,8 +92,10 @@ CREATE TABLE IF NOT EXISTS tasks (
   action TEXT NOT NULL, is_on_failure INTEGER NOT NULL, status TEXT NOT NULL, priority INTEGER NOT NULL,
   retry_count INTEGER NOT NULL DEFAULT 0, queued_at REAL, available_at REAL, schedule_deadline REAL,
   worker_id TEXT, assigned_at REAL, started_at REAL, timeout_at REAL, finished_at REAL, output TEXT, error TEXT,
-  UNIQUE (run_seq, readable_id)
+  replay_base INTEGER NOT NULL DEFAULT 0, UNIQUE (run_seq, readable_id)
 );
+CREATE INDEX IF NOT EXISTS run_state_status ON run_state (status, seq);
+CREATE INDEX IF NOT EXISTS run_state_version ON run_state (version_id, status, seq);
 CREATE INDEX IF NOT EXISTS tasks_queue ON tasks (action, priority DESC, task_id) WHERE status = 'QUEUED';
 CREATE INDEX IF NOT EXISTS tasks_backoff ON tasks (available_at) WHERE status = 'QUEUED';
 CREATE INDEX IF NOT EXISTS tasks_schedule ON tasks (schedule_deadline) WHERE status = 'QUEUED';
@@ -141,6 +147,7 @@ def init_database(path: Path) -> str:
                 "BEGIN IMMEDIATE; DROP TABLE IF EXISTS run_ids; DROP TABLE IF EXISTS run_metadata;"
                 "UPDATE index_state SET indexed_upto = 0; COMMIT;"
             )
+        _add_replay_base(conn)
         tenant = str(uuid.uuid4())  # kept only by the first process to create the database
         conn.executescript(
             "BEGIN IMMEDIATE;"
@@ -155,6 +162,20 @@ def init_database(path: Path) -> str:
         raise EngineError(f"cannot initialise the engine database {path}: {exc}") from None
     finally:
         conn.close()
+
+
+def _add_replay_base(conn: sqlite3.Connection) -> None:
+    """Schema 5: a schema 4 `tasks` table gets `replay_base` (before the schema script, which only creates)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}
+        if columns and "replay_base" not in columns:
+            conn.execute("ALTER TABLE tasks ADD COLUMN replay_base INTEGER NOT NULL DEFAULT 0")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def register_token(path: Path, token_id: str, issued_at: float, expires_at: float) -> None:

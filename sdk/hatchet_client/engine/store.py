@@ -342,13 +342,13 @@ class RunStore:
             ).fetchall()
         return total, [RawRun(*row) for row in rows]
 
-    def run_ids(self, flt: RunFilter) -> list[str]:
+    def run_ids(self, flt: RunFilter, limit: int | None = None) -> list[str]:
+        """The matching runs' ids, newest first (at most `limit`)."""
         where, params = _where(flt)
+        bound = "" if limit is None else f" LIMIT {int(limit)}"
         with self._snapshot() as conn:
-            return [
-                row[0]
-                for row in conn.execute(f"{_BUCKETS}SELECT r.run_id FROM runs r{where} ORDER BY r.seq DESC", params)
-            ]
+            sql = f"{_BUCKETS}SELECT r.run_id FROM runs r{where} ORDER BY r.seq DESC{bound}"
+            return [row[0] for row in conn.execute(sql, params)]
 
     def get_run(self, run_id: str) -> StoredRun | None:
         row = self.get_raw_run(run_id)

@@ -12,9 +12,9 @@ from typing import Any
 import grpc
 
 from hatchet_client.engine.dispatch import events as ev
-from hatchet_client.engine.dispatch import materialize
+from hatchet_client.engine.dispatch import materialize, replay, targets
 from hatchet_client.engine.dispatch.definitions import WorkflowDef
-from hatchet_client.engine.dispatch.transitions import ACTIVE, Transitions
+from hatchet_client.engine.dispatch.transitions import ACTIVE, UNSETTLED, Transitions
 from hatchet_client.engine.dispatch.workers import Worker
 from hatchet_client.engine.schema import insert_workflows, iso_utc
 from hatchet_client.engine.validate import RequestError
@@ -75,6 +75,8 @@ class CallsMixin:
             return True
         if isinstance(call, ev.Cancel):
             return self._cancel(tr, call.ids)
+        if isinstance(call, ev.Replay):
+            return replay.replay(tr, call.ids)
         if isinstance(call, ev.RefreshTimeout | ev.ReleaseSlot):
             row = tr.task(call.external_id)
             if row is None or row.status not in ACTIVE:
@@ -148,17 +150,17 @@ class CallsMixin:
 
     def _cancel(self, tr: Transitions, ids: tuple[str, ...]) -> list[str]:
         cancelled = []
-        for ident in ids:
-            rows = tr.tasks_where("t.external_id = ?", (ident,)) or tr.tasks_where(
-                "t.run_seq = (SELECT seq FROM runs WHERE run_id = ? ORDER BY seq DESC LIMIT 1)", (ident,)
-            )
+        for target in targets.resolve(tr, ids):
+            if not target.seq:
+                continue
+            rows = [target.task] if target.task is not None else targets.run_tasks(tr, target.seq)
             hit = False
             for stale in sorted(rows, key=lambda r: r.status == "PENDING"):
-                row = tr.task(stale.external_id)
-                if row is not None and row.status in ("PENDING", "QUEUED", "ASSIGNED", "RUNNING"):
+                row = tr.task(stale.external_id)  # cancelling one task may have skipped others
+                if row is not None and row.status in UNSETTLED:
                     hit = tr.cancel(row, "the task was cancelled") or hit
             if hit:
-                cancelled.append(ident)
+                cancelled.append(target.ident)
         return cancelled
 
     # --- workers ---

@@ -75,6 +75,14 @@ class Cancel(Call):
 
 
 @dataclass(eq=False)
+class Replay(Call):
+    """Run finished runs (by run id) or tasks and their descendants (by task external id) again, under the same
+    ids (dispatch/replay.py); result: the external ids of the tasks named (what Hatchet's REST answer echoes)."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(eq=False)
 class RefreshTimeout(Call):
     external_id: str
     seconds: float

@@ -26,7 +26,7 @@ UNSETTLED = ("PENDING", "QUEUED", "ASSIGNED", "RUNNING")
 
 TASK_COLUMNS = (
     "t.task_id, t.run_seq, t.readable_id, t.external_id, t.status, t.retry_count, t.worker_id, t.is_on_failure,"
-    " s.version_id, r.run_id, t.action"
+    " s.version_id, r.run_id, t.action, t.replay_base"
 )
 TASK_FROM = "tasks t JOIN run_state s ON s.seq = t.run_seq JOIN runs r ON r.seq = t.run_seq"
 
@@ -43,6 +43,7 @@ class TaskRow(NamedTuple):
     version_id: str
     run_id: str
     action: str
+    replay_base: int  # retry_count when the task was last replayed: the retry policy counts from here
 
 
 @dataclass
@@ -123,9 +124,11 @@ class Transitions:
         self._release(row)
         task = self.definition(row)
         now = self.clock()
-        if retryable and row.retry_count < task.retries:
+        used = row.retry_count - row.replay_base  # a replay gives the task its retries again, as on Hatchet
+        if retryable and used < task.retries:
             retry = row.retry_count + 1
-            wait = retry_after_ms / 1000 if retry_after_ms is not None and retry_after_ms > 0 else task.backoff(retry)
+            backoff = task.backoff(used + 1)
+            wait = retry_after_ms / 1000 if retry_after_ms is not None and retry_after_ms > 0 else backoff
             self.conn.execute(
                 "UPDATE tasks SET status = 'QUEUED', retry_count = ?, error = ?, worker_id = NULL, assigned_at = NULL,"
                 " timeout_at = NULL, queued_at = ?, available_at = ?, schedule_deadline = ? WHERE task_id = ?",
