@@ -84,19 +84,20 @@ def _pages(hatchet: Hatchet, scope: Scope, manifest: str, statuses: tuple[str, .
 
 
 def in_batches(runs: list[Found], send: Callable[[list[str]], list[str]], done: Callable[[list[Found]], None]) -> int:
-    """Send the runs' ids `BATCH` at a time; `done` gets the runs each answer echoed. Returns how many were
-    echoed. A failed batch stops the rest: what was done before it is kept (and reported by the caller)."""
-    echoed_total = 0
+    """Send the runs' ids `BATCH` at a time; `done` gets each batch the engine accepted. Returns how many runs
+    were in accepted batches. The answer's echo is not a per-run verdict: Hatchet echoes every id it was given
+    for a cancel, and task ids (not run ids) for a replay of a DAG run. A failed batch stops the rest: what was
+    done before it is kept (and reported by the caller)."""
+    accepted = 0
     for start in range(0, len(runs), BATCH):
         batch = runs[start : start + BATCH]
         try:
-            echoed = set(send([r.run_id for r in batch]))
+            send([r.run_id for r in batch])
         except HatchetClientError as exc:
-            raise ActionError(echoed_total, f"{exc}") from None
-        hit = [r for r in batch if r.run_id in echoed]
-        done(hit)
-        echoed_total += len(hit)
-    return echoed_total
+            raise ActionError(accepted, f"{exc}") from None
+        done(batch)
+        accepted += len(batch)
+    return accepted
 
 
 class ActionError(OutcomesError):

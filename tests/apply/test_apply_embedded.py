@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -85,8 +87,6 @@ def test_auto_engine_in_ci_without_token_is_an_error(
 
 
 def test_a_second_apply_is_told_who_holds_the_lock_and_may_wait(project: Path, run_cli: RunCli) -> None:
-    import threading
-
     assert run_cli("apply", "manifests/manual-trigger.yaml", "--yes").exit_code == 0
     with open_ledger(None, STATE) as ledger:
         (target,) = ledger.targets()
@@ -96,10 +96,24 @@ def test_a_second_apply_is_told_who_holds_the_lock_and_may_wait(project: Path, r
         assert busy.exit_code == 1
         assert f"the ledger for target {target.id} is locked (held by host" in busy.stderr
         assert engine_runs(STATE) and len(engine_runs(STATE)) == 1
-        threading.Timer(1.0, held.__exit__, (None, None, None)).start()
-        waited = run_cli("apply", "manifests", "--yes", "--lock-wait", "30")
-    assert waited.exit_code == 0, waited.stderr
-    assert "waiting up to 30s for the ledger lock" in waited.stderr and "got the ledger lock" in waited.stderr
+        # A real process that waits; the lock is released once it says it waits (however long it took to start).
+        waiter = subprocess.Popen(
+            [sys.executable, "-m", "hatchet_manifest", "apply", "manifests", "--yes", "--lock-wait", "30"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert waiter.stderr is not None
+        said = []
+        for line in waiter.stderr:
+            said.append(line)
+            if "waiting up to 30s for the ledger lock" in line:
+                break
+        held.__exit__(None, None, None)
+        _, rest = waiter.communicate(timeout=120)
+    stderr = "".join(said) + (rest or "")
+    assert waiter.returncode == 0, stderr
+    assert "waiting up to 30s for the ledger lock" in stderr and "got the ledger lock" in stderr
     assert len(engine_runs(STATE)) == EXAMPLES
 
 
