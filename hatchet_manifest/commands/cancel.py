@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from hatchet_manifest.commands.following import manifest_names, manifest_options, reading_ledger, say_target
+from hatchet_manifest.commands.following import (
+    manifest_names,
+    manifest_options,
+    mask_secrets,
+    reading_ledger,
+    say_target,
+)
 from hatchet_manifest.commands.session import confirm
 from hatchet_manifest.outcomes import actions
 from hatchet_manifest.outcomes.read import Scope
@@ -27,6 +33,7 @@ def command(
     /,
     paths: tuple[str, ...],
     selector: tuple[str, ...],
+    allow_secret: tuple[str, ...],
     state_dir: str,
     ledger: str | None,
     engine: Any,
@@ -37,6 +44,7 @@ def command(
 ) -> None:
     """Cancel the queued and running runs of the manifests, after showing how many and asking. Runs the ledger
     did not record for their key (another ledger's, or replaced by --resubmit-changed) are left alone."""
+    mask_secrets(allow_secret)
     names = manifest_names(paths, selector)
     with reading_ledger(ledger, state_dir) as store, connect(engine, Path(state_dir)) as conn:
         say_target(conn.describe(), engine)

@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 
 import click
 
+from hatchet_manifest.commands.allow import configure_access
 from hatchet_manifest.commands.session import ledger_target_options, why_target
 from hatchet_manifest.ledger import Ledger, open_ledger
 from hatchet_manifest.ledger.values import NoLedgerError
+from hatchet_manifest.manifest.access import ALLOW_SECRETS
 from hatchet_manifest.manifest.loader import load
 from hatchet_manifest.manifest.render_bounds import parse_seconds
 from hatchet_manifest.manifest.selector import Selector
@@ -89,7 +91,8 @@ def poll_options(func: F) -> F:
 
 
 def manifest_options(func: F) -> F:
-    """PATH..., -l/--selector and the target's options: the manifests and where their runs went."""
+    """PATH..., -l/--selector, --allow-secret and the target's options: the manifests and where their runs
+    went."""
     decorators = [
         click.argument("paths", nargs=-1, required=True, type=click.Path()),
         click.option(
@@ -99,11 +102,24 @@ def manifest_options(func: F) -> F:
             metavar="SELECTOR",
             help="Only manifests whose labels match (k=v,k!=v,k,!k).",
         ),
+        click.option(
+            "--allow-secret",
+            "allow_secret",
+            multiple=True,
+            metavar="NAME",
+            help=f"A variable whose value is masked in everything shown (repeatable; also {ALLOW_SECRETS}): the "
+            "engine's error messages may quote a run's input, and the secrets it was applied with.",
+        ),
         ledger_target_options,
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+def mask_secrets(allow_secret: tuple[str, ...]) -> None:
+    """Register the allowed secrets' values, as apply does, so that no output shows them."""
+    configure_access((), allow_secret)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from hatchet_manifest.commands.following import (
     follow,
     manifest_names,
     manifest_options,
+    mask_secrets,
     poll_options,
     report,
     say_target,
@@ -43,6 +44,7 @@ def command(
     /,
     paths: tuple[str, ...],
     selector: tuple[str, ...],
+    allow_secret: tuple[str, ...],
     state_dir: str,
     ledger: str | None,
     engine: Any,
@@ -61,6 +63,7 @@ def command(
     With --wait, exit 0/5/6 as status does."""
     poll = PollArgs.from_kwargs(kw)
     statuses = tuple(s for s, on in (("FAILED", failed or not cancelled), ("CANCELLED", cancelled)) if on)
+    mask_secrets(allow_secret)
     names = manifest_names(paths, selector)
     with open_ledger(ledger, Path(state_dir)) as store, connect(engine, Path(state_dir)) as conn:
         say_target(conn.describe(), engine)

@@ -13,6 +13,7 @@ from hatchet_manifest.commands.following import (
     follow,
     manifest_names,
     manifest_options,
+    mask_secrets,
     poll_options,
     reading_ledger,
     report,
@@ -35,6 +36,7 @@ def command(
     /,
     paths: tuple[str, ...],
     selector: tuple[str, ...],
+    allow_secret: tuple[str, ...],
     state_dir: str,
     ledger: str | None,
     engine: Any,
@@ -48,6 +50,7 @@ def command(
     in the engine; the failed ones listed. Exit 0: all completed; 5: some failed, were cancelled or are not
     found; 6: some are unfinished (with --watch: when --wait-timeout expired)."""
     poll = PollArgs.from_kwargs(kw)
+    mask_secrets(allow_secret)
     names = manifest_names(paths, selector)
     with reading_ledger(ledger, state_dir) as store, connect(engine, Path(state_dir)) as conn:
         say_target(conn.describe(), engine)

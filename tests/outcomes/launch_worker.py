@@ -24,6 +24,7 @@ class LaunchInput(BaseModel):
     n: int = 0
     seconds: float = 0.0
     fail_while: str = ""
+    note: str = ""  # quoted in the error (as a real task's error may quote its input)
 
 
 @hatchet.task(name="Launch", input_validator=LaunchInput)
@@ -34,7 +35,7 @@ def launch(input: LaunchInput, ctx: Context) -> dict[str, Any]:
             return {"cancelled": True}
         time.sleep(0.05)
     if input.fail_while and Path(input.fail_while).exists():
-        raise NonRetryableException(f"input {input.n} is broken")
+        raise NonRetryableException(f"input {input.n} is broken" + (f": {input.note}" if input.note else ""))
     return {"n": input.n, "worker": NAME}
 
 

@@ -43,7 +43,7 @@ def read_pty(master: int, proc: subprocess.Popen[bytes], timeout: float) -> byte
 def test_the_board_redraws_in_place_on_a_terminal(
     run_cli: RunCli, engine: Engine, worker: None, tmp_path: Path
 ) -> None:
-    manifest = launch_manifest(tmp_path / "m.yaml", "on-a-tty", 3, seconds=1.5)
+    manifest = launch_manifest(tmp_path / "m.yaml", "on-a-tty", 3, seconds=5)  # still running when watched
     env = cli_env(engine, tmp_path / "state")
     assert run_cli("apply", str(manifest), "--yes", "--engine", "remote", env=env).exit_code == 0
     master, slave = os.openpty()

@@ -130,3 +130,25 @@ def test_text_status_and_the_board_without_a_terminal(
     assert board and board[-1].startswith("runs: 10/10 finished: 8 completed, 2 failed")
     assert "\x1b" not in result.stderr  # no terminal: plain lines
     assert "some runs failed" in result.stderr
+
+
+def test_a_secret_an_error_quotes_is_masked_when_allowed(
+    run_cli: RunCli, engine: Engine, worker: None, tmp_path: Path
+) -> None:
+    flag = tmp_path / "broken"
+    flag.write_text("x")
+    manifest = launch_manifest(tmp_path / "m.yaml", "secretive", 2, failing=str(flag), every=1)
+    text = manifest.read_text().replace(
+        '      fail_while: "', '      note: "{{ secret(\'OUTCOME_SECRET\') }}"\n      fail_while: "'
+    )
+    manifest.write_text(text)
+    env = {**cli_env(engine, tmp_path / "state"), "OUTCOME_SECRET": "s3cr3t-value-42"}
+    allow = ("--allow-secret", "OUTCOME_SECRET")
+    applied = run_cli("apply", str(manifest), "--yes", "--wait", "--engine", "remote", *allow, *FAST, env=env)
+    assert applied.exit_code == 5, applied.stderr
+    for args in (("status", str(manifest)), ("status", str(manifest), "-o", "json")):
+        shown = run_cli(*args, "--engine", "remote", *allow, env=env)
+        assert shown.exit_code == 5
+        assert "is broken: ***" in shown.stdout
+        assert "s3cr3t" not in shown.stdout + shown.stderr
+    assert "s3cr3t" not in applied.stdout + applied.stderr
