@@ -10,16 +10,23 @@ for outcome in hatchet.admin.submit((key, run) for key, run in pairs): ...   # o
 check = hatchet.check_workflows({"BulkParent"})   # before sending: the engine drops runs of unknown names
 counts = hatchet.run_metrics({"batch": "b1"}, since=yesterday)   # {"QUEUED": 3, "RUNNING": 1, ...}
 hatchet.cancel_runs(run_ids); hatchet.replay_runs(failed_run_ids)
+hatchet.cron.create("Nightly", "nightly", "0 3 * * *", {}, {}); hatchet.scheduled.create("Once", at, {}, {})
+hatchet.event.push("user:created", {"id": 1})   # runs every workflow whose on_events matches the key
 """
 
 from hatchet_client.admin import AdminClient
 from hatchet_client.client import Hatchet
 from hatchet_client.config import ClientConfig, TLSSettings
+from hatchet_client.cronexpr import Cron
+from hatchet_client.crons import CronClient, CronRow
 from hatchet_client.encode import RunEncoder
 from hatchet_client.errors import (
     BulkSubmitError,
     BulkSubmitInterrupted,
     ConfigError,
+    CronError,
+    CronExpressionError,
+    EventPushError,
     HatchetClientError,
     ListRunsError,
     ListWorkflowsError,
@@ -29,13 +36,16 @@ from hatchet_client.errors import (
     RunFailedError,
     RunResultError,
     RunValidationError,
+    ScheduleError,
     SubmissionStopped,
     TaskOpsError,
     TokenError,
 )
+from hatchet_client.events import EventClient, EventRow
 from hatchet_client.pipeline import Pacer, Submission
 from hatchet_client.rest import RestClient, RestLimits
 from hatchet_client.runs import RUN_STATUSES, RunDetails, RunRow, TaskDetails, WorkflowRunRef, list_run_ids, list_runs
+from hatchet_client.scheduled import BulkDeleteResult, ScheduledClient, ScheduledRow
 from hatchet_client.tasks import cancel_runs, replay_runs, run_metrics
 from hatchet_client.token import TokenClaims, decode_token
 from hatchet_client.types import (
@@ -57,6 +67,7 @@ from hatchet_client.workflows import (
 __all__ = [
     "RUN_STATUSES",
     "AdminClient",
+    "BulkDeleteResult",
     "BulkSubmitError",
     "BulkSubmitInterrupted",
     "Chunk",
@@ -64,8 +75,16 @@ __all__ = [
     "ChunkState",
     "ClientConfig",
     "ConfigError",
+    "Cron",
+    "CronClient",
+    "CronError",
+    "CronExpressionError",
+    "CronRow",
     "DesiredWorkerLabel",
     "EmbeddedEngineInfo",
+    "EventClient",
+    "EventPushError",
+    "EventRow",
     "Hatchet",
     "HatchetClientError",
     "ListRunsError",
@@ -82,6 +101,9 @@ __all__ = [
     "RunResultError",
     "RunRow",
     "RunValidationError",
+    "ScheduleError",
+    "ScheduledClient",
+    "ScheduledRow",
     "Submission",
     "SubmissionStopped",
     "TLSSettings",

@@ -224,6 +224,22 @@ class AdminClient:
             raise error from None
         return run_details(run_id, response)
 
+    def call(
+        self, what: str, method: str, payload: bytes, deserializer: Callable[[bytes], Any], timeout: float | None
+    ) -> Any:
+        """One unary call of `method` on this client's channel, with its authentication and the deadline
+        `timeout` (else the config's call_timeout): after waiting for a connection (RpcError, nothing sent, when
+        there is none within connect_timeout). Nothing is retried; a failure raises RpcError."""
+        self._ensure_connected()
+        call = self._unary(method, deserializer)
+        try:
+            return call(payload, timeout=self._timeout(timeout), metadata=self._metadata)
+        except grpc.RpcError as exc:
+            error = _rpc_error(what, exc)
+            if error.code == "UNAVAILABLE":
+                self._connected = False
+            raise error from None
+
     def close(self, wait: float | None = None) -> bool:
         """Close the channel. With `wait`, give up after that many seconds and return False: gRPC's close waits
         for the calls it is cancelling, and after an interruption that wait can last forever (seen with calls

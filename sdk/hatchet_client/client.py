@@ -9,14 +9,18 @@ from typing import Any, Literal
 
 from hatchet_client.admin import AdminClient
 from hatchet_client.config import ClientConfig
+from hatchet_client.crons import CronClient
+from hatchet_client.events import EventClient
 from hatchet_client.runs import RunRow, list_run_ids, list_runs
+from hatchet_client.scheduled import ScheduledClient
 from hatchet_client.tasks import DEFAULT_BATCH, cancel_runs, replay_runs, run_metrics
 from hatchet_client.workflows import DEFAULT_PAGE_SIZE, WorkflowCheck, WorkflowRow, check_workflows, list_workflows
 
 
 class Hatchet:
     """`Hatchet()` reads its settings from the environment; `Hatchet(config)` or `Hatchet(token=..., ...)` takes
-    them explicitly (keyword arguments are ClientConfig's). `admin` and `client.admin` are the same AdminClient.
+    them explicitly (keyword arguments are ClientConfig's). `admin` and `client.admin` are the same AdminClient;
+    `cron`, `scheduled` (REST) and `event` (gRPC, over the admin's channel) are named as in the official SDK.
     Close it (or use it as a context manager) to release the gRPC channel."""
 
     def __init__(self, config: ClientConfig | None = None, **settings: Any) -> None:
@@ -24,6 +28,9 @@ class Hatchet:
             raise TypeError("pass either a ClientConfig or settings as keyword arguments, not both")
         self.config = config if config is not None else ClientConfig(**settings)
         self.admin = AdminClient(self.config)
+        self.cron = CronClient(self.config)
+        self.scheduled = ScheduledClient(self.config)
+        self.event = EventClient(self.admin)
 
     @property
     def client(self) -> Hatchet:

@@ -121,6 +121,19 @@ class BulkSubmitInterrupted(KeyboardInterrupt):
         super().__init__(str(partial))
 
 
+class CronExpressionError(HatchetClientError, ValueError):
+    """A cron expression Hatchet would not fire. `field` names the part at fault (`second`, `minute`, `hour`,
+    `day of month`, `month`, `day of week`), None when the expression as a whole is wrong; `problem` says why."""
+
+    def __init__(self, expression: str, problem: str, field: str | None = None, text: str | None = None) -> None:
+        self.expression = expression
+        self.field = field
+        self.problem = problem
+        shown = expression if len(expression) <= 80 else expression[:77] + "..."
+        where = "" if field is None else f"{field} field {text!r}: " if text is not None else f"{field} field: "
+        super().__init__(f"cron expression {shown!r}: {where}{problem}")
+
+
 class RunResultError(HatchetClientError):
     """Waiting for a run's result failed."""
 
@@ -224,3 +237,37 @@ class TaskOpsError(RestError):
     ) -> None:
         super().__init__(problem, reason=reason, url=url, method=method, status=status)
         self.echoed = list(echoed)
+
+
+class CronError(RestError):
+    """A REST cron operation failed (create, list, get, delete, enable or disable): a refused argument
+    (`invalid_request`), an HTTP error, an unreachable server, or an answer we cannot read."""
+
+
+class ScheduleError(RestError):
+    """A REST scheduled-run operation failed (create, list, get, update, delete, bulk delete). `deleted`: the ids
+    that earlier batches of the same bulk delete deleted, when a later batch failed."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        reason: RestFailure = "invalid_request",
+        url: str | None = None,
+        method: str = "GET",
+        status: int | None = None,
+        deleted: Sequence[str] = (),
+    ) -> None:
+        super().__init__(problem, reason=reason, url=url, method=method, status=status)
+        self.deleted = list(deleted)
+
+
+class EventPushError(RpcError):
+    """Pushing events failed. `code` and `applied` as for RpcError (`code` None and `applied` False: refused before
+    anything was sent). `pushed`: the events that earlier calls of the same bulk push stored (EventRow values)."""
+
+    def __init__(
+        self, message: str, *, code: str | None, applied: Literal[False] | None, pushed: Sequence[Any] = ()
+    ) -> None:
+        super().__init__(message, code=code, applied=applied)
+        self.pushed = list(pushed)

@@ -1,7 +1,7 @@
 """Every REST request of the client goes through this module, and every one of them is bounded.
 
 `RestClient(server_url, token).get(path, params)` sends one GET (`post(path, body, idempotent=...)` one POST of a
-JSON body) and returns the decoded JSON answer, or raises a RestError (`hatchet_client.errors`) that names the URL
+JSON body, `send(method, path, body, params, idempotent=...)` any method) and returns the decoded JSON answer, or raises a RestError (`hatchet_client.errors`) that names the URL
 (never the query string, never the token) and says what went wrong (`reason`). Per request, `RestLimits` bounds:
 
 - the time: one TOTAL deadline covers name resolution, connection, TLS handshake, the request and the whole answer,
@@ -12,7 +12,7 @@ JSON body) and returns the decoded JSON answer, or raises a RestError (`hatchet_
 - the JSON nesting depth (`max_depth`): `[[[[...` a hundred thousand deep is a clean `too_deep` error.
 
 An answer must be HTTP, with a 2xx status (redirects are not followed) and a JSON Content-Type, and be UTF-8 JSON
-(NaN and Infinity are not JSON). `Answer` then checks the documented shape field by field (`bad_shape` errors
+(NaN and Infinity are not JSON); a 204 No Content has no body (its value is None). `Answer` then checks the documented shape field by field (`bad_shape` errors
 name the field). Proxy environment variables are not used: the request goes straight to the server_url's host.
 
 HTTP 429, 502, 503, 504 and connection resets are retried with exponential backoff, honouring `Retry-After`,
@@ -89,6 +89,24 @@ class RestClient:
         the effect of sending it once (so a failure after it may have arrived is retried). Failures raise `error`."""
         data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
         return self._request(self._server_url + path, "POST", data, error, idempotent=idempotent)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Sequence[tuple[str, str]] = (),
+        *,
+        idempotent: bool,
+        error: type[RestError] = RestError,
+    ) -> Answer:
+        """Any method (GET, POST, PATCH, DELETE) with an optional JSON body; the decoded answer (its value is None
+        for a 204 No Content). Failures raise `error`."""
+        url = self._server_url + path
+        if params:
+            url += "?" + urllib.parse.urlencode(list(params))
+        data = None if body is None else json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        return self._request(url, method, data, error, idempotent=idempotent)
 
     def _request(
         self, url: str, method: str, body: bytes | None, error: type[RestError], *, idempotent: bool

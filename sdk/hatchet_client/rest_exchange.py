@@ -141,6 +141,8 @@ class Exchange:
                 conn.close()
             sock.close()
             watch.close()
+        if status == 204:  # No Content (a DELETE, a PATCH): nothing to decode
+            return None
         return decode_json(body, self._limits.max_depth, lambda reason, problem: self._fail(reason, problem, status))
 
     def _cut(self, watch: socket.socket) -> None:
@@ -255,6 +257,8 @@ class Exchange:
             raise self._fail(
                 "http_status", f"HTTP {status}{phrase}{note}" + (f": {detail}" if detail else ""), status=status
             )
+        if status == 204:
+            return b"", status
         cap = self._limits.max_response_bytes
         if length is not None and length > cap:
             raise self._fail("too_large", f"the answer announces {length} bytes, more than the {cap} allowed")

@@ -4,8 +4,10 @@ name the field)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from hatchet_client.errors import RestError, RestFailure
@@ -57,11 +59,36 @@ class Answer:
             self.fail(f"{where}.{key} is {_kind(value)}, not a boolean")
         return value
 
+    def timestamp(self, obj: dict[str, Any], key: str, where: str) -> datetime:
+        """An RFC 3339 date-time (Go writes up to nine fractional digits), as an aware datetime."""
+        text = self.string(obj, key, where)
+        moment = parse_rfc3339(text)
+        if moment is None:
+            self.fail(f"{where}.{key} {short(text, 40)!r} is not an RFC 3339 date-time")
+        return moment
+
     def optional_object(self, obj: dict[str, Any], key: str, where: str) -> dict[str, Any] | None:
         value = obj.get(key)
         if value is not None and not isinstance(value, dict):
             self.fail(f"{where}.{key} is {_kind(value)}, not an object")
         return value
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", re.IGNORECASE)
+
+
+def parse_rfc3339(text: str) -> datetime | None:
+    """An RFC 3339 date-time with any number of fractional digits (kept to microseconds); None if it is not one."""
+    match = _RFC3339.fullmatch(text.strip())
+    if match is None:
+        return None
+    fraction = (match[2] or "")[:7]
+    zone = "+00:00" if match[3].upper() == "Z" else match[3]
+    try:
+        moment = datetime.fromisoformat(match[1] + fraction + zone)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC)
 
 
 def decode_json(body: bytes, max_depth: int, fail: Callable[[RestFailure, str], RestError]) -> Any:

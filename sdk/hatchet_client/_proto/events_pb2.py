@@ -26,17 +26,25 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = __import__('hatchet_client._proto._pool', fromlist=['POOL']).POOL.AddSerializedFile(b'\n\x0c\x65vents.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x01\n\rPutLogRequest\x12\x1c\n\x14task_run_external_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x12\n\x05level\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x1d\n\x10task_retry_count\x18\x06 \x01(\x05H\x01\x88\x01\x01\x42\x08\n\x06_levelB\x13\n\x11_task_retry_count\"\x10\n\x0ePutLogResponse2:\n\rEventsService\x12)\n\x06PutLog\x12\x0e.PutLogRequest\x1a\x0f.PutLogResponseb\x06proto3')
+DESCRIPTOR = __import__('hatchet_client._proto._pool', fromlist=['POOL']).POOL.AddSerializedFile(b'\n\x0c\x65vents.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd7\x01\n\x05\x45vent\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\t\x12\x33\n\x0f\x65vent_timestamp\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x13\x61\x64\x64itional_metadata\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05scope\x18\x07 \x01(\tH\x01\x88\x01\x01\x42\x16\n\x14_additional_metadataB\x08\n\x06_scope\" \n\x06\x45vents\x12\x16\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x06.Event\"\xe1\x01\n\x10PushEventRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\t\x12\x33\n\x0f\x65vent_timestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x13\x61\x64\x64itional_metadata\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08priority\x18\x05 \x01(\x05H\x01\x88\x01\x01\x12\x12\n\x05scope\x18\x06 \x01(\tH\x02\x88\x01\x01\x42\x16\n\x14_additional_metadataB\x0b\n\t_priorityB\x08\n\x06_scope\"9\n\x14\x42ulkPushEventRequest\x12!\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x11.PushEventRequest\"\xd2\x01\n\rPutLogRequest\x12\x1c\n\x14task_run_external_id\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x12\n\x05level\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x10\n\x08metadata\x18\x05 \x01(\t\x12\x1d\n\x10task_retry_count\x18\x06 \x01(\x05H\x01\x88\x01\x01\x42\x08\n\x06_levelB\x13\n\x11_task_retry_count\"\x10\n\x0ePutLogResponse2\x89\x01\n\rEventsService\x12!\n\x04Push\x12\x11.PushEventRequest\x1a\x06.Event\x12*\n\x08\x42ulkPush\x12\x15.BulkPushEventRequest\x1a\x07.Events\x12)\n\x06PutLog\x12\x0e.PutLogRequest\x1a\x0f.PutLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PUTLOGREQUEST']._serialized_start=50
-  _globals['_PUTLOGREQUEST']._serialized_end=260
-  _globals['_PUTLOGRESPONSE']._serialized_start=262
-  _globals['_PUTLOGRESPONSE']._serialized_end=278
-  _globals['_EVENTSSERVICE']._serialized_start=280
-  _globals['_EVENTSSERVICE']._serialized_end=338
+  _globals['_EVENT']._serialized_start=50
+  _globals['_EVENT']._serialized_end=265
+  _globals['_EVENTS']._serialized_start=267
+  _globals['_EVENTS']._serialized_end=299
+  _globals['_PUSHEVENTREQUEST']._serialized_start=302
+  _globals['_PUSHEVENTREQUEST']._serialized_end=527
+  _globals['_BULKPUSHEVENTREQUEST']._serialized_start=529
+  _globals['_BULKPUSHEVENTREQUEST']._serialized_end=586
+  _globals['_PUTLOGREQUEST']._serialized_start=589
+  _globals['_PUTLOGREQUEST']._serialized_end=799
+  _globals['_PUTLOGRESPONSE']._serialized_start=801
+  _globals['_PUTLOGRESPONSE']._serialized_end=817
+  _globals['_EVENTSSERVICE']._serialized_start=820
+  _globals['_EVENTSSERVICE']._serialized_end=957
 # @@protoc_insertion_point(module_scope)

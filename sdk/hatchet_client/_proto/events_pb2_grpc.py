@@ -35,6 +35,16 @@ class EventsServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.Push = channel.unary_unary(
+                '/EventsService/Push',
+                request_serializer=events__pb2.PushEventRequest.SerializeToString,
+                response_deserializer=events__pb2.Event.FromString,
+                _registered_method=True)
+        self.BulkPush = channel.unary_unary(
+                '/EventsService/BulkPush',
+                request_serializer=events__pb2.BulkPushEventRequest.SerializeToString,
+                response_deserializer=events__pb2.Events.FromString,
+                _registered_method=True)
         self.PutLog = channel.unary_unary(
                 '/EventsService/PutLog',
                 request_serializer=events__pb2.PutLogRequest.SerializeToString,
@@ -45,6 +55,18 @@ class EventsServiceStub:
 class EventsServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
+    def Push(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BulkPush(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PutLog(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -54,6 +76,16 @@ class EventsServiceServicer:
 
 def add_EventsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'Push': grpc.unary_unary_rpc_method_handler(
+                    servicer.Push,
+                    request_deserializer=events__pb2.PushEventRequest.FromString,
+                    response_serializer=events__pb2.Event.SerializeToString,
+            ),
+            'BulkPush': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkPush,
+                    request_deserializer=events__pb2.BulkPushEventRequest.FromString,
+                    response_serializer=events__pb2.Events.SerializeToString,
+            ),
             'PutLog': grpc.unary_unary_rpc_method_handler(
                     servicer.PutLog,
                     request_deserializer=events__pb2.PutLogRequest.FromString,
@@ -69,6 +101,60 @@ def add_EventsServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class EventsService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Push(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/EventsService/Push',
+            events__pb2.PushEventRequest.SerializeToString,
+            events__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkPush(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/EventsService/BulkPush',
+            events__pb2.BulkPushEventRequest.SerializeToString,
+            events__pb2.Events.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def PutLog(request,

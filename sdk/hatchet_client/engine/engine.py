@@ -241,7 +241,13 @@ class Engine:
         verifier = tokens.TokenVerifier(self._secret, self.tenant_id, self._store.token_known)
         self._writer = RunWriter(self.db_path)
         self._writer.start()
-        self._scheduler = Scheduler(self.db_path, self.tenant_id, worker_timeout=self.worker_timeout, clock=self._clock)
+        self._scheduler = Scheduler(
+            self.db_path,
+            self.tenant_id,
+            worker_timeout=self.worker_timeout,
+            clock=self._clock,
+            on_runs=self._writer.notice_runs,
+        )
         self._scheduler.start()
         self._executor = futures.ThreadPoolExecutor(self._max_workers, thread_name_prefix="engine-grpc")
         server = grpc.server(self._executor, interceptors=[AuthInterceptor(verifier)], options=_GRPC_OPTIONS)

@@ -4,8 +4,10 @@
 `GET /api/v1/stable/tenants/{tenant}/workflow-runs/external-ids` -> `[run id, ...]` and
 `GET /api/v1/tenants/{tenant}/workflows?name=&limit=&offset=` -> `{rows, pagination, embeddedEngine}` (rows shaped
 like Workflow; `embeddedEngine: {recorder, unknownWorkflows}` is this engine's own addition: `recorder` is true
-while it knows no workflow and accepts every name), with Bearer authentication; and the task operations
-(rest_tasks.py): `GET .../task-metrics`, `POST .../tasks/cancel`, `POST .../tasks/replay`.
+while it knows no workflow and accepts every name), with Bearer authentication; the task operations
+(rest_tasks.py): `GET .../task-metrics`, `POST .../tasks/cancel`, `POST .../tasks/replay`; and crons and scheduled
+runs (rest_triggers.py): `.../workflows/crons[/{id}]`, `.../workflows/{workflow}/crons`, `.../workflows/scheduled
+[/{id}|/bulk-delete]`, `.../workflows/{workflow}/scheduled`.
 
 Every request: an unknown path is 404, a known path with the other method 405, then the token (401) and the tenant
 (403) are checked before anything else is read; then 400 for a bad request, 503 while the engine stops.
@@ -32,6 +34,7 @@ from hatchet_client.engine.dispatch.scheduler import Scheduler
 from hatchet_client.engine.errors import EngineStopping, TokenError
 from hatchet_client.engine.rest_params import BadRequest, HttpError, dumps, errors, last, parse_int, parse_time
 from hatchet_client.engine.rest_tasks import TaskOps, body_length
+from hatchet_client.engine.rest_triggers import TriggerOps
 from hatchet_client.engine.service import UnknownWorkflows
 from hatchet_client.engine.store import KnownWorkflow, LikePatternError, RawRun, RunFilter, RunStore, workflow_id
 from hatchet_client.engine.tokens import TokenVerifier
@@ -46,7 +49,22 @@ _ROUTE = re.compile(r"^/api/v1/stable/tenants/(?P<tenant>[^/]+)/workflow-runs(?P
 _WORKFLOWS_ROUTE = re.compile(r"^/api/v1/tenants/(?P<tenant>[^/]+)/workflows/?$")
 _METRICS_ROUTE = re.compile(r"^/api/v1/stable/tenants/(?P<tenant>[^/]+)/task-metrics/?$")
 _TASK_OPS_ROUTE = re.compile(r"^/api/v1/stable/tenants/(?P<tenant>[^/]+)/tasks/(?P<op>cancel|replay)/?$")
-_GET_ROUTES = (_ROUTE, _WORKFLOWS_ROUTE, _METRICS_ROUTE)
+_W = r"^/api/v1/tenants/(?P<tenant>[^/]+)/workflows"
+# (kind, path, methods): the first route whose path matches and that allows the method takes the request.
+_ROUTES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
+    ("runs", _ROUTE, frozenset({"GET"})),
+    ("workflows", _WORKFLOWS_ROUTE, frozenset({"GET"})),
+    ("metrics", _METRICS_ROUTE, frozenset({"GET"})),
+    ("task-ops", _TASK_OPS_ROUTE, frozenset({"POST"})),
+    ("crons", re.compile(_W + r"/crons/?$"), frozenset({"GET"})),
+    ("cron", re.compile(_W + r"/crons/(?P<id>[^/]+)/?$"), frozenset({"GET", "DELETE", "PATCH"})),
+    ("workflow-crons", re.compile(_W + r"/(?P<workflow>[^/]+)/crons/?$"), frozenset({"POST"})),
+    ("schedules", re.compile(_W + r"/scheduled/?$"), frozenset({"GET"})),
+    ("bulk-delete", re.compile(_W + r"/scheduled/bulk-delete/?$"), frozenset({"POST"})),
+    ("schedule", re.compile(_W + r"/scheduled/(?P<id>[^/]+)/?$"), frozenset({"GET", "DELETE", "PATCH"})),
+    ("workflow-schedules", re.compile(_W + r"/(?P<workflow>[^/]+)/scheduled/?$"), frozenset({"POST"})),
+)
+_WITH_BODY = frozenset({"POST", "PATCH"})
 _STATUSES = {"QUEUED", "RUNNING", "COMPLETED", "CANCELLED", "FAILED"}
 Answer = tuple[int, str]
 
@@ -67,62 +85,73 @@ class RestApi:
         self._tenant_id = tenant_id
         self._unknown_workflows = unknown_workflows
         self._tasks = None if scheduler is None else TaskOps(store, scheduler, tenant_id)
+        self._triggers = None if scheduler is None else TriggerOps(store, scheduler, tenant_id)
 
-    def _admit(self, method: str, path: str, authorization: str | None) -> tuple[re.Match[str] | None, Answer | None]:
+    def _admit(
+        self, method: str, path: str, authorization: str | None
+    ) -> tuple[tuple[str, re.Match[str]] | None, Answer | None]:
         """The route a request takes, or the answer that refuses it (404, 405, 401, 403), in that order."""
-        mine, other = (_GET_ROUTES, (_TASK_OPS_ROUTE,)) if method == "GET" else ((_TASK_OPS_ROUTE,), _GET_ROUTES)
-        route = next((m for m in (r.match(path) for r in mine) if m is not None), None)
-        if route is None:
-            if any(r.match(path) for r in other):
+        matched = [(kind, m, methods) for kind, route, methods in _ROUTES if (m := route.match(path)) is not None]
+        chosen = next(((kind, m) for kind, m, methods in matched if method in methods), None)
+        if chosen is None:
+            if matched:
                 return None, (405, errors(f"{method} is not allowed on {path}"))
             return None, (404, errors(f"no such endpoint: {method} {path}"))
         try:
             self._verifier.verify_header(authorization)
         except TokenError as exc:
             return None, (401, errors(str(exc)))
-        tenant = route["tenant"]
+        tenant = chosen[1]["tenant"]
         if tenant != self._tenant_id:
             return None, (403, errors(f"the token does not grant access to tenant {tenant}"))
-        return route, None
+        return chosen, None
 
-    def get(self, target: str, authorization: str | None) -> Answer:
-        """(HTTP status, JSON body text) for a GET of `target` (path and query)."""
+    def handle(self, method: str, target: str, authorization: str | None, read_body: Callable[[], bytes]) -> Answer:
+        """(HTTP status, JSON body text; empty for 204) for a request of `target` (path and query); `read_body`
+        reads the request's body (bounded), only once the request is admitted."""
         url = urlsplit(target)
-        route, refused = self._admit("GET", url.path, authorization)
+        chosen, refused = self._admit(method, url.path, authorization)
         if refused is not None:
             return refused
-        assert route is not None
+        assert chosen is not None
+        kind, route = chosen
         params = parse_qs(url.query, keep_blank_values=True)
         try:
-            if route.re is _WORKFLOWS_ROUTE:
+            if kind == "workflows":
                 return 200, self._workflows(params)
-            if route.re is _METRICS_ROUTE:
+            if kind == "metrics":
                 return 200, self._task_ops().metrics(params)
+            if kind == "task-ops":
+                return 200, self._task_ops().apply(route["op"], read_body())
+            if kind != "runs":
+                body = read_body if method in _WITH_BODY else _no_body
+                return self._trigger_ops().handle(kind, method, route.groupdict(), params, body)
+            if "triggering_event_external_id" in params:
+                raise BadRequest(
+                    "triggering_event_external_id is not implemented: filter on the metadata pair"
+                    " hatchet__event_id:<event id> (every run an event starts carries it)"
+                )
             flt, empty = self._filter(params)
             if route["ids"]:
                 return 200, dumps([] if empty else self._store.run_ids(flt))
             return 200, self._list(flt, empty, params)
-        except BadRequest as exc:
-            return 400, errors(str(exc))
-        except HttpError as exc:
-            return exc.status, errors(str(exc))
-
-    def post(self, target: str, authorization: str | None, read_body: Callable[[], bytes]) -> Answer:
-        """(HTTP status, JSON body text) for a POST of `target`; `read_body` reads the request's body (bounded),
-        only once the request is admitted."""
-        url = urlsplit(target)
-        route, refused = self._admit("POST", url.path, authorization)
-        if refused is not None:
-            return refused
-        assert route is not None
-        try:
-            return 200, self._task_ops().apply(route["op"], read_body())
         except HttpError as exc:
             return exc.status, errors(str(exc))
         except (BadRequest, RequestError) as exc:
             return 400, errors(str(exc))
         except EngineStopping as exc:
             return 503, errors(str(exc))
+
+    def get(self, target: str, authorization: str | None) -> Answer:
+        return self.handle("GET", target, authorization, _no_body)
+
+    def post(self, target: str, authorization: str | None, read_body: Callable[[], bytes]) -> Answer:
+        return self.handle("POST", target, authorization, read_body)
+
+    def _trigger_ops(self) -> TriggerOps:
+        if self._triggers is None:
+            raise HttpError(503, "this engine serves no crons or scheduled runs (it runs without a scheduler)")
+        return self._triggers
 
     def _task_ops(self) -> TaskOps:
         if self._tasks is None:
@@ -262,6 +291,10 @@ class RestApi:
         return f'{dumps(fields)[:-1]},"input":{payload},"additionalMetadata":{run.additional_metadata}}}'
 
 
+def _no_body() -> bytes:
+    return b""
+
+
 def _rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -272,10 +305,21 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = SOCKET_TIMEOUT_SECONDS  # a client that stops sending (or reading) does not hold a thread forever
 
     def do_GET(self) -> None:
-        self._answer(lambda: self.server.api.get(self.path, self.headers.get("Authorization")))
+        self._handle("GET")
 
     def do_POST(self) -> None:
-        self._answer(lambda: self.server.api.post(self.path, self.headers.get("Authorization"), self._read_body))
+        self._handle("POST")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _handle(self, method: str) -> None:
+        self._answer(
+            lambda: self.server.api.handle(method, self.path, self.headers.get("Authorization"), self._read_body)
+        )
 
     def _read_body(self) -> bytes:
         length = body_length(self.headers)
@@ -292,7 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = 500, errors(f"internal engine error: {type(exc).__name__}")
         data = body.encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        if status != 204:  # No Content: no body, no type
+            self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         if status == 401:
             self.send_header("WWW-Authenticate", "Bearer")

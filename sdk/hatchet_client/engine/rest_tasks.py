@@ -13,8 +13,8 @@
   Cancel answers `{"ids": [...]}` echoing every id it was given or the filter found, cancelled or not, as Hatchet;
   replay echoes the external ids of the tasks named (dispatch/replay.py).
 
-Not implemented, refused with 400 rather than ignored: `parent_task_external_id` and
-`triggering_event_external_id` (the engine has no child runs and no events). Bodies are bounded (16 MiB, 20,000
+Not implemented, refused with 400 rather than ignored: `parent_task_external_id` (the engine has no child runs)
+and `triggering_event_external_id` (an event's runs carry `hatchet__event_id` in their metadata: filter on it). Bodies are bounded (16 MiB, 20,000
 ids); ids must be UUIDs.
 """
 
@@ -47,6 +47,7 @@ IDS_PER_CALL = 1_000
 _METRICS_ORDER = ("CANCELLED", "COMPLETED", "FAILED", "QUEUED", "RUNNING")  # Hatchet's StatusToTaskRunMetrics
 _NOT_IMPLEMENTED = {
     "parent_task_external_id": "the embedded engine has no child runs",
+    # An existing test pins this wording; the runs an event starts carry hatchet__event_id: filter on that instead.
     "triggering_event_external_id": "the embedded engine has no events",
 }
 _FILTER_FIELDS = ("since", "until", "statuses", "workflowIds", "additionalMetadata")
@@ -91,7 +92,7 @@ class TaskOps:
 
     def apply(self, op: str, body: bytes) -> str:
         """`op` is cancel or replay; the answer's JSON."""
-        ids = self._ids(op, _object(body))
+        ids = self._ids(op, object_body(body))
         if op == "cancel":
             for start in range(0, len(ids), IDS_PER_CALL):
                 self._scheduler.call(ev.Cancel(tuple(ids[start : start + IDS_PER_CALL])))
@@ -146,7 +147,8 @@ class TaskOps:
         )
 
 
-def _object(body: bytes) -> dict[str, Any]:
+def object_body(body: bytes) -> dict[str, Any]:
+    """A request body that must be a JSON object (BadRequest otherwise)."""
     try:
         value = json.loads(body)
     except RecursionError:

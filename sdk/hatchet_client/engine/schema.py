@@ -23,8 +23,15 @@ and `replay_base` records where the retry policy's count restarted (`retry_count
 `run_state_status` (status, seq) and `run_state_version` (version_id, status, seq) let the REST task-metrics count
 a million runs by status from an index alone (all runs, or a workflow's).
 
+Triggers (schema 6, see dispatch/triggers.py): `crons` (created over REST, method API, or declared in a workflow
+version's `cron_triggers`, method DEFAULT with an empty name; unique by workflow, expression and name; `next_at` is
+the next firing, epoch seconds), `schedules` (one run at `trigger_at`; a row is deleted when it fires, as on
+Hatchet) and `events` (what EventsService/Push stored). The runs they start are appended to `runs` by the
+scheduler, in the transaction that fires them.
+
 Versions: 1 lookup tables without buckets; 2 bucketed lookup tables; 3 adds `registered_workflows`; 4 adds the
-dispatch tables; 5 adds `tasks.replay_base` and the `run_state_status` and `run_state_version` indexes.
+dispatch tables; 5 adds `tasks.replay_base` and the `run_state_status` and `run_state_version` indexes; 6 adds
+`crons`, `schedules` and `events`.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from typing import Literal
 
 from hatchet_client.engine.errors import EngineError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUCKET_BITS = 14  # 16384 runs per lookup bucket
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -104,6 +111,23 @@ CREATE INDEX IF NOT EXISTS tasks_worker ON tasks (worker_id) WHERE status IN ('A
 CREATE TABLE IF NOT EXISTS task_logs (
   id INTEGER PRIMARY KEY, task_external_id TEXT NOT NULL, retry_count INTEGER, created_at TEXT NOT NULL,
   level TEXT, message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS crons (
+  seq INTEGER PRIMARY KEY, cron_id TEXT NOT NULL UNIQUE, workflow_name TEXT NOT NULL, name TEXT NOT NULL,
+  expression TEXT NOT NULL, input TEXT NOT NULL, additional_metadata TEXT NOT NULL, priority INTEGER,
+  method TEXT NOT NULL, enabled INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL, next_at REAL,
+  UNIQUE (workflow_name, expression, name)
+);
+CREATE INDEX IF NOT EXISTS crons_due ON crons (next_at) WHERE enabled = 1;
+CREATE TABLE IF NOT EXISTS schedules (
+  seq INTEGER PRIMARY KEY, schedule_id TEXT NOT NULL UNIQUE, workflow_name TEXT NOT NULL, trigger_at REAL NOT NULL,
+  input TEXT NOT NULL, additional_metadata TEXT NOT NULL, priority INTEGER, method TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS schedules_due ON schedules (trigger_at);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, key TEXT NOT NULL, payload TEXT NOT NULL,
+  additional_metadata TEXT, priority INTEGER, scope TEXT, created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS dispatch_state (id INTEGER PRIMARY KEY CHECK (id = 1), materialized_upto INTEGER NOT NULL);
 INSERT OR IGNORE INTO dispatch_state (id, materialized_upto) VALUES (1, 0);

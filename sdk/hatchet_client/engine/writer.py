@@ -40,6 +40,7 @@ WHERE r.seq > ? AND r.seq <= ? AND j.type = 'text' ORDER BY 1, 2, 3, 4
 @dataclass(eq=False)
 class _Pending:
     rows: Sequence[RunRow]
+    notice: bool = False  # not a request to wait for: more runs to index (notice_runs)
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
 
@@ -85,6 +86,13 @@ class RunWriter:
         pending.done.wait()
         if pending.error is not None:
             raise pending.error
+
+    def notice_runs(self) -> None:
+        """Runs were appended by another connection (the scheduler's): index them when idle. Does not wait."""
+        with self._lock:
+            if self._closed or self._thread is None:
+                return
+            self._queue.put(_Pending((), notice=True))
 
     def index_now(self) -> None:
         """Index every stored run before returning (normally done in idle time)."""
@@ -144,7 +152,10 @@ class RunWriter:
                     unindexed = dirty = True
                     last_write = time.monotonic()
                 for p in group:
-                    if not p.rows:  # an index_now() request
+                    if p.notice:
+                        unindexed = dirty = True
+                        last_write = time.monotonic()
+                    elif not p.rows:  # an index_now() request
                         self._index_all(conn, p)
         except Exception as exc:
             log.exception("engine: the writer stopped")
@@ -183,9 +194,14 @@ class RunWriter:
             p.done.set()
 
     def _commit(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
-        now = max(time.time(), self._last_received)  # received_at never goes backwards: it maps to seq ranges
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # received_at never goes backwards (it maps to seq ranges), also after runs the scheduler appended
+            # (dispatch/spawn.py): the time is taken once the write lock is held.
+            previous = conn.execute("SELECT received_at FROM commits ORDER BY first_seq DESC LIMIT 1").fetchone()
+            now = max(time.time(), self._last_received)
+            if previous is not None:
+                now = max(now, datetime.fromisoformat(previous[0]).timestamp())
             base = conn.execute("SELECT coalesce(max(seq), 0) FROM runs").fetchone()[0]
             names: set[str] = set()
             for p in group:

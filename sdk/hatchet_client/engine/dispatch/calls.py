@@ -11,8 +11,8 @@ from typing import Any
 
 import grpc
 
+from hatchet_client.engine.dispatch import event_runs, materialize, replay, spawn, targets, triggers
 from hatchet_client.engine.dispatch import events as ev
-from hatchet_client.engine.dispatch import materialize, replay, targets
 from hatchet_client.engine.dispatch.definitions import WorkflowDef
 from hatchet_client.engine.dispatch.transitions import ACTIVE, UNSETTLED, Transitions
 from hatchet_client.engine.dispatch.workers import Worker
@@ -35,6 +35,7 @@ class CallsMixin:
     _versions: dict[str, WorkflowDef]
     _latest: dict[str, str]
     _announced: set[tuple[str, tuple[str, ...]]]
+    _spawned: bool  # runs were appended in this round (the writer is told, to index them)
 
     # --- applying calls ---
 
@@ -94,7 +95,43 @@ class CallsMixin:
                 (call.external_id, call.retry_count, call.created_at, call.level, call.message[:MAX_LOG_MESSAGE]),
             )
             return True
+        if isinstance(call, ev.PushEvents):
+            stored, spawns = event_runs.push(conn, now, call.events, self._latest, self._versions)
+            self._spawn(conn, spawns)
+            return stored
+        return self._trigger_change(conn, now, call)
+
+    def _trigger_change(self, conn: sqlite3.Connection, now: float, call: ev.Call) -> Any:
+        """Crons and scheduled runs created, changed or deleted over REST (dispatch/triggers.py)."""
+        if isinstance(call, ev.CreateCron):
+            return triggers.create_cron(
+                conn,
+                now,
+                call.workflow_name,
+                call.name,
+                call.expression,
+                call.input_text,
+                call.metadata_text,
+                call.priority,
+            )
+        if isinstance(call, ev.DeleteCron):
+            return triggers.delete_cron(conn, call.cron_id)
+        if isinstance(call, ev.EnableCron):
+            return triggers.enable_cron(conn, now, call.cron_id, call.enabled)
+        if isinstance(call, ev.CreateSchedule):
+            return triggers.create_schedule(
+                conn, now, call.workflow_name, call.trigger_at, call.input_text, call.metadata_text, call.priority
+            )
+        if isinstance(call, ev.UpdateSchedule):
+            return triggers.update_schedule(conn, call.schedule_id, call.trigger_at)
+        if isinstance(call, ev.DeleteSchedules):
+            return triggers.delete_schedules(conn, call.ids)
         return None  # Wake
+
+    def _spawn(self, conn: sqlite3.Connection, spawns: list[spawn.Spawn]) -> None:
+        if spawns:
+            spawn.append_runs(conn, spawns)
+            self._spawned = True
 
     def _step_event(self, tr: Transitions, call: ev.StepEvent) -> bool:
         row = tr.task(call.external_id)
@@ -130,6 +167,7 @@ class CallsMixin:
             (version_id, definition.name, digest, definition.to_json(), iso_utc(self.clock())),
         )
         insert_workflows(conn, [definition.name], "registered")
+        triggers.sync_declared(conn, self.clock(), definition)
         self._versions[version_id] = definition
         self._latest[definition.name] = version_id
         if current is None:

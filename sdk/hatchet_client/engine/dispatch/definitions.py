@@ -14,7 +14,9 @@ from typing import Any
 
 import grpc
 
+from hatchet_client import cronexpr
 from hatchet_client.engine.validate import RequestError
+from hatchet_client.errors import CronExpressionError
 
 DEFAULT_TIMEOUT_SECONDS = 60.0  # Hatchet's default execution timeout
 DEFAULT_SCHEDULE_TIMEOUT_SECONDS = 300.0  # and schedule timeout (5m)
@@ -71,6 +73,9 @@ class WorkflowDef:
     on_failure: TaskDef | None
     default_priority: int
     not_enforced: tuple[str, ...]
+    event_triggers: tuple[str, ...] = ()  # the `on_events` key patterns (`*` a wildcard)
+    cron_triggers: tuple[str, ...] = ()  # the `on_crons` expressions (checked: hatchet_client.cronexpr)
+    cron_input: str | None = None  # the JSON object text the code-declared crons' runs get as input
 
     def task(self, readable_id: str) -> TaskDef:
         if self.on_failure is not None and readable_id == self.on_failure.readable_id:
@@ -91,7 +96,16 @@ class WorkflowDef:
         data = json.loads(text)
         tasks = tuple(_task_from_dict(t) for t in data["tasks"])
         on_failure = None if data["on_failure"] is None else _task_from_dict(data["on_failure"])
-        return cls(data["name"], tasks, on_failure, data["default_priority"], tuple(data["not_enforced"]))
+        return cls(
+            data["name"],
+            tasks,
+            on_failure,
+            data["default_priority"],
+            tuple(data["not_enforced"]),
+            tuple(data.get("event_triggers", ())),
+            tuple(data.get("cron_triggers", ())),
+            data.get("cron_input"),
+        )
 
     def digest(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()
@@ -192,16 +206,12 @@ def parse_workflow(request: Any) -> WorkflowDef:
         if on_failure.readable_id in {t.readable_id for t in tasks}:
             raise _invalid(f"on_failure_task {on_failure.readable_id!r} has the id of another task")
         on_failure = TaskDef(**{**asdict(on_failure), "parents": ()})
-    if request.event_triggers:
-        not_enforced.add("event_triggers")
-    if request.cron_triggers:
-        not_enforced.add("cron_triggers")
     if (request.HasField("concurrency") and request.concurrency.expression) or request.concurrency_arr:
         not_enforced.add("concurrency")
     if request.HasField("sticky"):
         not_enforced.add("sticky")
     if request.default_filters:
-        not_enforced.add("default_filters")
+        not_enforced.add("default_filters (events trigger the workflow as if it had no filters)")
     if request.HasField("idempotency") and request.idempotency.expression:
         not_enforced.add("idempotency")
     if request.HasField("input_json_schema") and request.input_json_schema:
@@ -209,4 +219,43 @@ def parse_workflow(request: Any) -> WorkflowDef:
     priority = request.default_priority if request.HasField("default_priority") else 1
     if not 1 <= priority <= 3:
         raise _invalid(f"default_priority must be between 1 and 3, got {priority}")
-    return WorkflowDef(request.name, tuple(tasks), on_failure, priority, tuple(sorted(not_enforced)))
+    return WorkflowDef(
+        request.name,
+        tuple(tasks),
+        on_failure,
+        priority,
+        tuple(sorted(not_enforced)),
+        _event_triggers(request),
+        _cron_triggers(request),
+        _cron_input(request),
+    )
+
+
+def _event_triggers(request: Any) -> tuple[str, ...]:
+    keys = tuple(request.event_triggers)
+    for key in keys:
+        if not key or "\x00" in key:
+            raise _invalid(f"workflow {request.name!r}: an event trigger must be a non-empty key without NUL")
+    return keys
+
+
+def _cron_triggers(request: Any) -> tuple[str, ...]:
+    expressions = []
+    for text in request.cron_triggers:
+        try:
+            expressions.append(cronexpr.parse(text).expression)
+        except CronExpressionError as exc:
+            raise _invalid(f"workflow {request.name!r}: cron trigger: {exc}") from None
+    return tuple(dict.fromkeys(expressions))
+
+
+def _cron_input(request: Any) -> str | None:
+    if not request.HasField("cron_input") or not request.cron_input:
+        return None
+    try:
+        value = json.loads(request.cron_input)
+    except ValueError:
+        raise _invalid(f"workflow {request.name!r}: cron_input is not JSON") from None
+    if not isinstance(value, dict):
+        raise _invalid(f"workflow {request.name!r}: cron_input is not a JSON object")
+    return str(request.cron_input)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hatchet_client.engine.dispatch.definitions import WorkflowDef
+from hatchet_client.engine.dispatch.event_runs import EventIn
 from hatchet_client.engine.dispatch.workers import WorkerStream
 
 
@@ -100,6 +101,60 @@ class Log(Call):
     created_at: str
     level: str | None
     message: str
+
+
+@dataclass(eq=False)
+class CreateCron(Call):
+    """A REST-created cron (checked: the expression parses, the texts are JSON objects); result: its id."""
+
+    workflow_name: str
+    name: str
+    expression: str
+    input_text: str
+    metadata_text: str
+    priority: int | None
+
+
+@dataclass(eq=False)
+class DeleteCron(Call):
+    cron_id: str
+
+
+@dataclass(eq=False)
+class EnableCron(Call):
+    cron_id: str
+    enabled: bool
+
+
+@dataclass(eq=False)
+class CreateSchedule(Call):
+    """A scheduled run at `trigger_at` (epoch seconds); result: its id."""
+
+    workflow_name: str
+    trigger_at: float
+    input_text: str
+    metadata_text: str
+    priority: int | None
+
+
+@dataclass(eq=False)
+class UpdateSchedule(Call):
+    schedule_id: str
+    trigger_at: float
+
+
+@dataclass(eq=False)
+class DeleteSchedules(Call):
+    """Result: the ids that were deleted (a schedule that fired is gone)."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(eq=False)
+class PushEvents(Call):
+    """Store events and start the runs of the workflows they match; result: [(event id, stored at)]."""
+
+    events: tuple[EventIn, ...]
 
 
 @dataclass(eq=False)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from hatchet_client.engine.dispatch import events as ev
-from hatchet_client.engine.dispatch import materialize, results
+from hatchet_client.engine.dispatch import materialize, results, triggers
 from hatchet_client.engine.dispatch.assign import Assigner
 from hatchet_client.engine.dispatch.calls import CallsMixin
 from hatchet_client.engine.dispatch.definitions import WorkflowDef
@@ -51,8 +51,11 @@ class Scheduler(CallsMixin):
         *,
         worker_timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
+        on_runs: Callable[[], None] | None = None,
     ) -> None:
         self._path = db_path
+        self._on_runs = on_runs  # told after a commit that appended runs (crons, schedules, events)
+        self._spawned = False
         self.tenant_id = tenant_id
         self.worker_timeout = worker_timeout
         self.clock = clock
@@ -173,7 +176,8 @@ class Scheduler(CallsMixin):
             " UNION ALL SELECT min(available_at) FROM tasks WHERE status = 'QUEUED' AND available_at > ?)",
             (now,),
         ).fetchone()
-        nearest = 1.0 if row[0] is None else row[0] - now
+        due = [t for t in (row[0], triggers.next_due(conn)) if t is not None]
+        nearest = min(due) - now if due else 1.0
         return max(0.0, min(1.0, nearest))
 
     def _round(self, conn: sqlite3.Connection, calls: list[ev.Call]) -> None:
@@ -185,6 +189,7 @@ class Scheduler(CallsMixin):
             conn.execute("BEGIN IMMEDIATE")
             for call in calls:
                 self._apply_one(tr, call)
+            self._fire(conn)
             _, more = materialize.follow(conn, self._latest, self._versions, self.clock)
             self._timers(tr)
             sends = assigner.assign(self._workers, self.clock())
@@ -197,9 +202,14 @@ class Scheduler(CallsMixin):
                 call.error = call.error or EngineError(f"the engine could not record this: {exc}")
             self._load(conn)
             sends, tr.effects.cancels, tr.effects.finished = [], [], []
+            self._spawned = False
         finally:
             for call in calls:
                 call.done.set()
+        if self._spawned:
+            self._spawned = False
+            if self._on_runs is not None:
+                self._on_runs()
         for worker, action in sends:
             if worker.stream is not None and not worker.stream.closed:
                 worker.stream.send(action)
@@ -213,6 +223,18 @@ class Scheduler(CallsMixin):
             self.watchers.announce(tr.effects.finished, lambda rid, seq: results.finished_event(conn, rid, seq))
         if more:
             self.wake()
+
+    def _fire(self, conn: sqlite3.Connection) -> None:
+        """Start the runs of the crons and scheduled runs that are due (dispatch/triggers.py); a failure is
+        logged and rolled back alone, so it never stops the rounds."""
+        conn.execute("SAVEPOINT fire")
+        try:
+            self._spawn(conn, triggers.due(conn, self.clock()))
+            conn.execute("RELEASE fire")
+        except Exception:
+            log.exception("engine: firing crons and scheduled runs failed")
+            conn.execute("ROLLBACK TO fire")
+            conn.execute("RELEASE fire")
 
     def _apply_one(self, tr: Transitions, call: ev.Call) -> None:
         conn = tr.conn

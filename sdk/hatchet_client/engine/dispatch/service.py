@@ -1,4 +1,4 @@
-"""The Dispatcher (workers and run subscriptions) and EventsService (task logs) servicers."""
+"""The Dispatcher servicer (workers and run subscriptions); EventsService's is in engine/events_service.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from hatchet_client._proto import dispatcher_pb2, dispatcher_pb2_grpc, events_pb2, events_pb2_grpc
+from hatchet_client._proto import dispatcher_pb2, dispatcher_pb2_grpc, events_pb2_grpc
 from hatchet_client.engine.dispatch import events as ev
 from hatchet_client.engine.dispatch import results
 from hatchet_client.engine.dispatch.assign import timestamp
@@ -19,6 +19,7 @@ from hatchet_client.engine.dispatch.scheduler import Scheduler
 from hatchet_client.engine.dispatch.subscriptions import Subscription
 from hatchet_client.engine.dispatch.workers import WorkerStream, slot_capacity
 from hatchet_client.engine.errors import EngineStopping
+from hatchet_client.engine.events_service import EventsServicer
 from hatchet_client.engine.service import answer
 from hatchet_client.engine.store import RunStore
 from hatchet_client.engine.validate import RequestError
@@ -202,29 +203,6 @@ class DispatcherServicer(dispatcher_pb2_grpc.DispatcherServicer):  # type: ignor
                     yield item
         finally:
             watchers.forget(sub)
-
-
-class EventsServicer(events_pb2_grpc.EventsServiceServicer):  # type: ignore[misc]
-    """PutLog: a task's log lines, kept in `task_logs`."""
-
-    def __init__(self, scheduler: Scheduler) -> None:
-        self._scheduler = scheduler
-
-    def PutLog(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def handle() -> Any:
-            at = request.created_at.ToDatetime().isoformat() + "Z"
-            self._scheduler.post(
-                ev.Log(
-                    request.task_run_external_id,
-                    request.task_retry_count if request.HasField("task_retry_count") else None,
-                    at,
-                    request.level if request.HasField("level") else None,
-                    request.message,
-                )
-            )
-            return events_pb2.PutLogResponse()
-
-        return answer(context, handle)
 
 
 def add_dispatch_servicers(
