@@ -1,6 +1,6 @@
 """The live board of `status --watch`, `apply --wait` and `retry --wait`, on stderr: on a terminal, one line per
 manifest (counts, a bar, rate and ETA) and a total, redrawn in place; without one, a summary line every few
-seconds (CI logs). Manifest names are escaped: they come from files under review."""
+seconds (CI logs, and TERM=dumb). Manifest names are escaped: they come from files under review."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import TextIO
 
 from hatchet_manifest.outcomes.read import Snapshot
 from hatchet_manifest.outcomes.tally import Tally
+from hatchet_manifest.output import redraws
 from hatchet_manifest.text import escape, shorten
 
 BAR = 20  # cells
@@ -63,7 +64,7 @@ class Rate:
 class Board:
     def __init__(self, stream: TextIO, every: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream
-        self.tty = stream.isatty()
+        self.tty = redraws(stream)
         self.every = every
         self._clock = clock
         self._rate = Rate()

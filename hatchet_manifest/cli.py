@@ -169,9 +169,17 @@ def _is_client_error(exc: BaseException) -> bool:
 @click.group(cls=ManifestGroup, context_settings={"help_option_names": ["-h", "--help"]}, help=HELP)
 @click.version_option(package_name="hatchet-manifest")
 @click.option("--traceback", is_flag=True, help="Show the Python traceback of an unexpected error.")
+@click.option(
+    "--no-color",
+    is_flag=True,
+    help="No colour (as NO_COLOR=1). Colour is on for a terminal unless NO_COLOR is set or TERM=dumb (which also "
+    "turns off redrawing lines in place); FORCE_COLOR=1 turns it on without a terminal.",
+)
 @click.pass_context
-def cli(ctx: click.Context, traceback: bool) -> None:
+def cli(ctx: click.Context, traceback: bool, no_color: bool) -> None:
     ctx.obj = {"traceback": traceback}
+    if no_color:
+        os.environ["NO_COLOR"] = "1"  # read where colour is decided, here and in the processes this one starts
 
 
 def main() -> None:

@@ -141,8 +141,19 @@ SYMBOLS = {"create": "+", "changed": "~", "unchanged": "=", "removed": "-", "unk
 _COLORS = {"create": "32", "changed": "33", "removed": "31", "unknown": "35", "unchanged": "2"}
 
 
+def redraws(stream: TextIO) -> bool:
+    """Whether lines may be redrawn in place (cursor control): a terminal, unless TERM=dumb."""
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
 def use_color(stream: TextIO) -> bool:
-    return stream.isatty() and not os.environ.get("NO_COLOR")
+    """Colour: never with NO_COLOR set to anything (no-color.org; `--no-color` sets it); always with FORCE_COLOR
+    set to anything but 0 or empty (CI logs that show colour); otherwise on a terminal that is not TERM=dumb."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "0") not in ("", "0"):
+        return True
+    return redraws(stream)
 
 
 def plan_line(record: dict[str, Any], color: bool) -> str:
@@ -189,7 +200,7 @@ class ProgressBar:
     def __init__(self, total: int, stream: TextIO, every: float = 5.0) -> None:
         self.total = total
         self.stream = stream
-        self.tty = stream.isatty()
+        self.tty = redraws(stream)
         self.every = 0.2 if self.tty else every
         self.started = time.monotonic()
         self._last = self.started

@@ -69,3 +69,27 @@ def test_diff_is_coloured_on_a_terminal_unless_no_color(tmp_path: Path) -> None:
     assert "\x1b[32m+ manual-trigger" in out
     _, out = run_in_pty(args, tmp_path, None, {**_env(), "NO_COLOR": "1"})
     assert "+ manual-trigger" in out and "\x1b[32m" not in out
+
+
+def test_no_color_term_dumb_and_force_color(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    args = cli_args("diff", "manifests/manual-trigger.yaml", "--engine", "embedded")
+    no_color = [*args[:3], "--no-color", *args[3:]]  # a global option, before the command
+    _, out = run_in_pty(no_color, tmp_path, None, _env())
+    assert "+ manual-trigger" in out and "\x1b[" not in out
+    _, out = run_in_pty(args, tmp_path, None, {**_env(), "TERM": "dumb"})
+    assert "+ manual-trigger" in out and "\x1b[" not in out
+    # no terminal at all, but a CI log that shows colour
+    env = {**_env(), "FORCE_COLOR": "1"}
+    proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert "\x1b[32m+ manual-trigger" in proc.stdout, proc.stderr
+    proc = subprocess.run(args, cwd=tmp_path, env={**env, "NO_COLOR": "1"}, capture_output=True, text=True, timeout=60)
+    assert "\x1b[" not in proc.stdout  # NO_COLOR wins
+
+
+def test_apply_progress_on_a_dumb_terminal_is_lines(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests")
+    args = cli_args("apply", "manifests/bulk-parent.yaml", "--engine", "embedded", "--yes")
+    code, out = run_in_pty(args, tmp_path, None, {**_env(), "TERM": "dumb"})
+    assert code == 0, out
+    assert "sent 20/20 (100%): 20 submitted" in out and "\x1b[K" not in out and "\r\x1b" not in out
