@@ -21,7 +21,7 @@ from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Ledger, Target, open_ledger
 from hatchet_manifest.ledger.values import NoLedgerError
 from hatchet_manifest.manifest.sandbox import BoundedRenderer, Rendering
-from hatchet_manifest.output import write_plan_json, write_plan_text
+from hatchet_manifest.output import whole_document, write_plan_json, write_plan_text
 from hatchet_manifest.plan import workflows
 from hatchet_manifest.plan.baseline import LedgerBaseline, RenderedBaseline, SettledBaseline
 from hatchet_manifest.plan.gitbase import checkout_paths
@@ -31,6 +31,7 @@ from hatchet_manifest.plan.planfile import PlanWriter
 from hatchet_manifest.plan.planner import ACTIONS, Plan, PlannedRun, summary_line
 from hatchet_manifest.plan.reconcile import preview_settled, reconcile, unsettled
 from hatchet_manifest.plan.target import EMBEDDED_ADDRESS, Connection, choose_mode, connect, embedded_db
+from hatchet_manifest.plan_markdown import write_plan_markdown
 from hatchet_manifest.text import escape
 
 EXIT_CHANGES = 2
@@ -48,17 +49,24 @@ def emit(
     workflow names of the runs that may be sent (all but unchanged), for the preflight."""
     summary: Counter[str] = Counter(dict.fromkeys(ACTIONS, 0))
 
-    def records() -> Iterator[dict[str, Any]]:
+    def noted() -> Iterator[PlannedRun]:
         for p in planned:
             summary[p.action] += 1
             if writer is not None:
                 writer.add(p)
             if workflows is not None and p.run is not None and p.action != "unchanged":
                 workflows.add(p.run)
+            yield p
+
+    def records() -> Iterator[dict[str, Any]]:
+        for p in noted():
             yield p.to_dict()
 
     try:
-        if output == "json":
+        if output == "markdown":
+            with whole_document(sys.stdout) as doc:
+                write_plan_markdown(noted(), doc, _against(head))
+        elif output == "json":
             write_plan_json(records(), sys.stdout, head, lambda: {"summary": dict(summary)})
         else:
             write_plan_text(records(), sys.stdout, show_unchanged)
@@ -68,6 +76,16 @@ def emit(
             writer.abort()
         raise
     return summary
+
+
+def _against(head: dict[str, Any]) -> str:
+    """What a plan is against, in words: the target, the git base, or a preview without a target."""
+    if head.get("base"):
+        return f"the manifests at {head['base']}"
+    target = head.get("target")
+    if target:
+        return f"{target['tenant_id']}@{target['address']}"
+    return "no target yet (every run is new)"
 
 
 def settle(ledger: Ledger, conn: Connection, names: list[str], lock_wait: float | None, grace: float) -> None:
@@ -211,7 +229,15 @@ def plan_against_base(
 @click.option(
     "--base", metavar="GITREF", help="Compare with the same manifests at this git revision instead of the ledger."
 )
-@click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="markdown: for a pull-request comment or a job summary (totals, then per manifest what changes; kept "
+    "under GitHub's 65,536-character limit).",
+)
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 0 when there are no changes, 2 when there are, 1 on error."
 )
