@@ -35,6 +35,7 @@ import grpc
 from hatchet_client import cronexpr
 from hatchet_client.engine.dispatch import events as ev
 from hatchet_client.engine.dispatch.scheduler import Scheduler
+from hatchet_client.engine.dispatch.triggers import CRON_COLUMNS, SCHEDULE_COLUMNS
 from hatchet_client.engine.rest_params import BadRequest, HttpError, dumps, last, parse_int, parse_time, parse_uuid
 from hatchet_client.engine.rest_tasks import object_body
 from hatchet_client.engine.store import RunStore, workflow_id
@@ -50,10 +51,6 @@ _SCHEDULE_FIELDS = ("triggerAt", "input", "additionalMetadata", "priority")
 _SCHEDULED_STATUSES = ("PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED", "QUEUED", "SCHEDULED")
 _CRON_ORDER = {"name": "workflow_name", "createdAt": "created_at"}
 _SCHEDULE_ORDER = {"triggerAt": "trigger_at", "createdAt": "created_at"}
-_CRON_COLUMNS = (
-    "cron_id, workflow_name, name, expression, input, additional_metadata, priority, method, enabled, created_at"
-)
-_SCHEDULE_COLUMNS = "schedule_id, workflow_name, trigger_at, input, additional_metadata, priority, method, created_at"
 _CODES = {grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.PERMISSION_DENIED: 403}
 
 
@@ -109,7 +106,8 @@ class TriggerOps:
             return 204, ""
         if method == "PATCH":
             fields = _only(object_body(body()), "the body", ("triggerAt",))
-            self._scheduler.call(ev.UpdateSchedule(ident, _time(fields, "triggerAt")))
+            row = self._scheduler.call(ev.UpdateSchedule(ident, _time(fields, "triggerAt")))
+            return 200, self._shaped("schedules", row)
         return 200, self._one("schedules", ident)
 
     # --- creating ---
@@ -133,19 +131,19 @@ class TriggerOps:
             expression = cronexpr.parse(expression).expression
         except CronExpressionError as exc:
             raise BadRequest(f"Invalid cron expression: {exc}") from None
-        cron_id = self._scheduler.call(
+        row = self._scheduler.call(
             ev.CreateCron(
                 workflow, name, expression, _json(body, "input"), _json(body, "additionalMetadata"), _priority(body)
             )
         )
-        return self._one("crons", cron_id)
+        return self._shaped("crons", row)
 
     def _create_schedule(self, workflow: str, body: dict[str, Any]) -> str:
         _only(body, "the body", _SCHEDULE_FIELDS)
         call = ev.CreateSchedule(
             workflow, _time(body, "triggerAt"), _json(body, "input"), _json(body, "additionalMetadata"), _priority(body)
         )
-        return self._one("schedules", self._scheduler.call(call))
+        return self._shaped("schedules", self._scheduler.call(call))
 
     def _bulk_delete(self, body: dict[str, Any]) -> str:
         if body.get("filter") is not None:
@@ -171,7 +169,7 @@ class TriggerOps:
 
     def _one(self, table: str, ident: str) -> str:
         key = "cron_id" if table == "crons" else "schedule_id"
-        columns = _CRON_COLUMNS if table == "crons" else _SCHEDULE_COLUMNS
+        columns = CRON_COLUMNS if table == "crons" else SCHEDULE_COLUMNS
         row = self._store.read(
             lambda conn: conn.execute(f"SELECT {columns} FROM {table} WHERE {key} = ?", (ident,)).fetchone()
         )
@@ -179,6 +177,10 @@ class TriggerOps:
             raise HttpError(
                 404, "Scheduled workflow not found." if table == "schedules" else "Cron workflow not found."
             )
+        versions = self._store.read(_latest_versions)
+        return dumps(self._cron(row, versions) if table == "crons" else self._schedule(row, versions))
+
+    def _shaped(self, table: str, row: Any) -> str:
         versions = self._store.read(_latest_versions)
         return dumps(self._cron(row, versions) if table == "crons" else self._schedule(row, versions))
 
@@ -204,7 +206,7 @@ class TriggerOps:
             if statuses and "SCHEDULED" not in statuses:
                 conds.append("0")  # the runs of fired schedules are not listed: fired schedules are deleted
         where = (" WHERE " + " AND ".join(conds)) if conds else ""
-        columns = _CRON_COLUMNS if table == "crons" else _SCHEDULE_COLUMNS
+        columns = CRON_COLUMNS if table == "crons" else SCHEDULE_COLUMNS
 
         def query(conn: sqlite3.Connection) -> tuple[int, list[Any], dict[str, str]]:
             total = conn.execute(f"SELECT count(*) FROM {table}{where}", args).fetchone()[0]

@@ -37,6 +37,10 @@ log = logging.getLogger("hatchet_client.engine")
 MISFIRE_GRACE_SECONDS = 60.0
 MAX_FIRINGS_PER_ROUND = 1000  # per kind; the rest fire in the next round
 DUPLICATE_CRON = "cron trigger with that name-expression pair already exists"  # Hatchet's words
+CRON_COLUMNS = (
+    "cron_id, workflow_name, name, expression, input, additional_metadata, priority, method, enabled, created_at"
+)
+SCHEDULE_COLUMNS = "schedule_id, workflow_name, trigger_at, input, additional_metadata, priority, method, created_at"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -70,8 +74,8 @@ def create_cron(
     input_text: str,
     metadata_text: str,
     priority: int | None,
-) -> str:
-    """A new API cron; its id. RequestError (INVALID_ARGUMENT) when the workflow has one of that name and
+) -> tuple[Any, ...]:
+    """A new API cron; its row (CRON_COLUMNS). RequestError (INVALID_ARGUMENT) when the workflow has one of that name and
     expression already."""
     cron_id = str(uuid.uuid4())
     try:
@@ -92,19 +96,19 @@ def create_cron(
         )
     except sqlite3.IntegrityError:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, DUPLICATE_CRON) from None
-    return cron_id
+    return tuple(conn.execute(f"SELECT {CRON_COLUMNS} FROM crons WHERE cron_id = ?", (cron_id,)).fetchone())
 
 
 def delete_cron(conn: sqlite3.Connection, cron_id: str) -> None:
     if not conn.execute("DELETE FROM crons WHERE cron_id = ?", (cron_id,)).rowcount:
-        raise RequestError(grpc.StatusCode.NOT_FOUND, f"cron {cron_id} not found")
+        raise RequestError(grpc.StatusCode.NOT_FOUND, "Cron workflow not found.")
 
 
 def enable_cron(conn: sqlite3.Connection, now: float, cron_id: str, enabled: bool) -> None:
     """Enabling counts the next firing from now (firings while it was disabled are not made up)."""
     row = conn.execute("SELECT expression, enabled FROM crons WHERE cron_id = ?", (cron_id,)).fetchone()
     if row is None:
-        raise RequestError(grpc.StatusCode.NOT_FOUND, f"cron {cron_id} not found")
+        raise RequestError(grpc.StatusCode.NOT_FOUND, "Cron workflow not found.")
     if bool(row[1]) != enabled:
         next_at = next_firing(row[0], now) if enabled else None
         conn.execute("UPDATE crons SET enabled = ?, next_at = ? WHERE cron_id = ?", (int(enabled), next_at, cron_id))
@@ -118,22 +122,28 @@ def create_schedule(
     input_text: str,
     metadata_text: str,
     priority: int | None,
-) -> str:
+) -> tuple[Any, ...]:
+    """A new scheduled run; its row (SCHEDULE_COLUMNS), as created: one due already fires later in the round."""
     schedule_id = str(uuid.uuid4())
     conn.execute(
         "INSERT INTO schedules (schedule_id, workflow_name, trigger_at, input, additional_metadata, priority, method,"
         " created_at) VALUES (?, ?, ?, ?, ?, ?, 'API', ?)",
         (schedule_id, workflow_name, trigger_at, input_text, metadata_text, priority, iso_utc(now)),
     )
-    return schedule_id
+    return _schedule(conn, schedule_id)
 
 
-def update_schedule(conn: sqlite3.Connection, schedule_id: str, trigger_at: float) -> None:
-    """A schedule that fired is gone (NOT_FOUND), as on Hatchet."""
-    if not conn.execute(
-        "UPDATE schedules SET trigger_at = ? WHERE schedule_id = ?", (trigger_at, schedule_id)
-    ).rowcount:
-        raise RequestError(grpc.StatusCode.NOT_FOUND, f"scheduled run {schedule_id} not found (or it has fired)")
+def update_schedule(conn: sqlite3.Connection, schedule_id: str, trigger_at: float) -> tuple[Any, ...]:
+    """Its row as updated. A schedule that fired is gone (NOT_FOUND), as on Hatchet."""
+    changed = conn.execute("UPDATE schedules SET trigger_at = ? WHERE schedule_id = ?", (trigger_at, schedule_id))
+    if not changed.rowcount:
+        raise RequestError(grpc.StatusCode.NOT_FOUND, "Scheduled workflow not found.")
+    return _schedule(conn, schedule_id)
+
+
+def _schedule(conn: sqlite3.Connection, schedule_id: str) -> tuple[Any, ...]:
+    row = conn.execute(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE schedule_id = ?", (schedule_id,))
+    return tuple(row.fetchone())
 
 
 def delete_schedules(conn: sqlite3.Connection, ids: tuple[str, ...]) -> list[str]:
