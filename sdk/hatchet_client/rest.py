@@ -1,8 +1,9 @@
 """Every REST request of the client goes through this module, and every one of them is bounded.
 
 `RestClient(server_url, token).get(path, params)` sends one GET (`post(path, body, idempotent=...)` one POST of a
-JSON body, `send(method, path, body, params, idempotent=...)` any method) and returns the decoded JSON answer, or raises a RestError (`hatchet_client.errors`) that names the URL
-(never the query string, never the token) and says what went wrong (`reason`). Per request, `RestLimits` bounds:
+JSON body, `send(method, path, body, params, idempotent=...)` any method) and returns the decoded JSON answer, or
+raises a RestError (`hatchet_client.errors`) that names the URL (never the query string, never the token) and
+says what went wrong (`reason`). Per request, `RestLimits` bounds:
 
 - the time: one TOTAL deadline covers name resolution, connection, TLS handshake, the request and the whole answer,
   and every retry (below). A watchdog shuts the socket down when the deadline passes, so a server that drips one
@@ -12,8 +13,8 @@ JSON body, `send(method, path, body, params, idempotent=...)` any method) and re
 - the JSON nesting depth (`max_depth`): `[[[[...` a hundred thousand deep is a clean `too_deep` error.
 
 An answer must be HTTP, with a 2xx status (redirects are not followed) and a JSON Content-Type, and be UTF-8 JSON
-(NaN and Infinity are not JSON); a 204 No Content has no body (its value is None). `Answer` then checks the documented shape field by field (`bad_shape` errors
-name the field). Proxy environment variables are not used: the request goes straight to the server_url's host.
+(NaN and Infinity are not JSON); a 204 No Content has no body (its value is None). `Answer` then checks the
+documented shape field by field (`bad_shape` errors name the field). Proxy environment variables are not used: the request goes straight to the server_url's host.
 
 HTTP 429, 502, 503, 504 and connection resets are retried with exponential backoff, honouring `Retry-After`,
 within the same deadline (rest_retry.py); a POST that may have had an effect only when its caller says it is

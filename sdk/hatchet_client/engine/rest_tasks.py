@@ -14,8 +14,8 @@
   replay echoes the external ids of the tasks named (dispatch/replay.py).
 
 Not implemented, refused with 400 rather than ignored: `parent_task_external_id` (the engine has no child runs)
-and `triggering_event_external_id` (an event's runs carry `hatchet__event_id` in their metadata: filter on it). Bodies are bounded (16 MiB, 20,000
-ids); ids must be UUIDs.
+and `triggering_event_external_id` (an event's runs carry `hatchet__event_id` in their metadata: filter on it).
+Bodies are bounded (16 MiB, 20,000 ids); ids must be UUIDs.
 """
 
 from __future__ import annotations

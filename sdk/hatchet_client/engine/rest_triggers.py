@@ -252,7 +252,8 @@ class TriggerOps:
             pairs[parts[0]] = parts[1]
         for key, value in pairs.items():
             conds.append(
-                "EXISTS (SELECT 1 FROM json_each(additional_metadata) j WHERE j.key = ? AND j.type = 'text' AND j.value = ?)"
+                "EXISTS (SELECT 1 FROM json_each(additional_metadata) j"
+                " WHERE j.key = ? AND j.type = 'text' AND j.value = ?)"
             )
             args += [key, value]
         return conds, args
