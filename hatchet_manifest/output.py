@@ -223,3 +223,41 @@ class ProgressBar:
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+
+class CheckProgress:
+    """Progress of an apply's first pass (render, validate, plan, spool: nothing is sent yet), on stderr as
+    ProgressBar shows it: a live line on a terminal, a line every few seconds otherwise; silent when the pass is
+    over within a second."""
+
+    def __init__(self, total: int, stream: TextIO, every: float = 5.0, quiet_for: float = 1.0) -> None:
+        self.total = total
+        self.stream = stream
+        self.tty = redraws(stream)
+        self.every = 0.2 if self.tty else every
+        self.started = time.monotonic()
+        self._next = self.started + quiet_for
+        self.done = 0
+        self.shown = False
+
+    def add(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.every
+            self._show()
+
+    def _show(self) -> None:
+        self.shown = True
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        line = f"checked {self.done}/{self.total} runs ({pct:.0f}%): rendered, validated and planned, none sent yet"
+        self.stream.write(("\r\x1b[K" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def end(self) -> None:
+        """The final count (and the end of the live line), if progress was shown at all."""
+        if self.shown:
+            self._show()
+            if self.tty:
+                self.stream.write("\n")
+                self.stream.flush()

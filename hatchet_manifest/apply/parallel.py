@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import array
 import os
+from collections.abc import Callable
 
 from hatchet_manifest.apply.blocks import plan_block
 from hatchet_manifest.apply.executor import ApplyOptions, ApplyResult, wanted
@@ -57,8 +58,9 @@ def spool_parallel(
     workers: Workers,
     namespace: str,
     sent_workflows: WorkflowNames | None = None,
+    on_checked: Callable[[int], None] | None = None,
 ) -> int:
-    """Pass 1 in the `workers` processes (see the module docstring): plan, count into `result` and spool the runs to
+    """`on_checked(n)`: n more runs rendered, validated and planned (after each block). Pass 1 in the `workers` processes (see the module docstring): plan, count into `result` and spool the runs to
     send (their workflow names into `sent_workflows`); returns their number. Raises ManifestError (every problem of every shard) or RunValidationError (a
     run to send that the encoder refuses), having sent nothing."""
     renderer.prepare()
@@ -98,6 +100,8 @@ def spool_parallel(
             numbers.frombytes(workflow_of)
             for i in range(len(keys)) if chosen is None else chosen:  # the workflows of the runs to send
                 sent_workflows.add_site(block_workflows[numbers[i]], sites[entries[i]])
+            if on_checked is not None:
+                on_checked(len(keys))
         for w in procs:
             if w.returncode() != 0:
                 raise WorkerError(f"a render worker failed (exit code {w.proc.returncode}; see its error above)")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from hatchet_manifest.commands.session import TargetArgs, confirm, target_lock, 
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.manifest.sandbox import Rendering
 from hatchet_manifest.outcomes.read import Reader, Scope
-from hatchet_manifest.output import ProgressBar
+from hatchet_manifest.output import CheckProgress, ProgressBar
 from hatchet_manifest.plan import workflows
 from hatchet_manifest.plan.names import WorkflowNames
 from hatchet_manifest.plan.planfile import find_plan
@@ -190,11 +191,18 @@ def command(
             result = ApplyResult()
             sent = WorkflowNames()  # the workflows of the runs to send: each must exist in the target
             with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir), batch_size) as spool:
-                if pool is not None:
-                    assert renderer is not None
-                    count = spool_parallel(renderer, planned, spool, options, result, pool, conn.config.namespace, sent)
-                else:
-                    count = spool.write(select(planned, options, result, sent))  # renders and validates everything
+                quiet = float(os.environ.get(PROGRESS_AFTER_ENV, "1"))
+                checking = CheckProgress(renderer.prepare() if renderer is not None else 0, sys.stderr, quiet_for=quiet)
+                try:
+                    if pool is not None:
+                        assert renderer is not None
+                        count = spool_parallel(
+                            renderer, planned, spool, options, result, pool, conn.config.namespace, sent, checking.add
+                        )
+                    else:  # renders and validates everything
+                        count = spool.write(select(_counted(planned, checking), options, result, sent))
+                finally:
+                    checking.end()  # the count reached, also when a problem stops the pass
                 result.to_send = count
                 click.echo(summary_line(result.counts), err=True)
                 checked = workflows.check(conn, sent)  # before anything is sent: Hatchet drops unknown names silently
@@ -230,6 +238,21 @@ def command(
             extra={"apply": result.to_dict()},
         )
     ctx.exit(result.exit_code if result.exit_code else code)  # a partial apply keeps its exit 3
+
+
+PROGRESS_AFTER_ENV = "HATCHET_MANIFEST_PROGRESS_AFTER"  # seconds of first pass before its progress shows (tests: 0)
+
+
+def _counted(planned: Iterable[PlannedRun], progress: CheckProgress) -> Iterator[PlannedRun]:
+    """The planned runs, counted into `progress` a thousand at a time."""
+    n = 0
+    for run in planned:
+        yield run
+        n += run.run is not None  # removed runs are not checked: they are not rendered
+        if n == 1000:
+            progress.add(n)
+            n = 0
+    progress.add(n)
 
 
 def _noting_manifests(planned: Iterator[PlannedRun], names: list[str]) -> Iterator[PlannedRun]:

@@ -131,3 +131,17 @@ def test_a_bad_duration_is_a_usage_error_before_any_work(project: Path, run_cli:
     assert result.exit_code == 2
     assert f"Invalid value for '{option}': bad duration '7x': use e.g. 90m, 12h, 30d, 2w" in result.stderr
     assert result.stdout == "" and not STATE.exists()  # nothing rendered, no engine started
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_first_pass_of_an_apply_shows_its_progress(project: Path, run_cli: RunCli, workers: str) -> None:
+    env = {"HATCHET_MANIFEST_PROGRESS_AFTER": "0", "HATCHET_MANIFEST_PARALLEL_THRESHOLD": "0"}
+    result = run_cli(
+        "apply", "manifests/bulk-parent.yaml", "--yes", "--set", "count=3000", "--workers", workers, env=env
+    )
+    assert result.exit_code == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("checked ")]
+    assert lines, result.stderr
+    assert lines[-1] == "checked 3000/3000 runs (100%): rendered, validated and planned, none sent yet"
+    first = result.stderr.index(lines[0])
+    assert first < result.stderr.index("sent 3000/3000")  # before anything is sent
