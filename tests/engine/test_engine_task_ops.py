@@ -461,7 +461,8 @@ def test_a_deep_body_and_bad_framing_are_refused(engine: Engine, rest: Rest) -> 
         ),
         (
             f"since={SINCE}&triggering_event_external_id={uuid.UUID(int=1)}",
-            "triggering_event_external_id is not implemented: the embedded engine has no events",
+            "triggering_event_external_id is not implemented: filter on the hatchet__event_id metadata of the runs an "
+            "event started",
         ),
     ],
 )

@@ -48,7 +48,7 @@ _METRICS_ORDER = ("CANCELLED", "COMPLETED", "FAILED", "QUEUED", "RUNNING")  # Ha
 _NOT_IMPLEMENTED = {
     "parent_task_external_id": "the embedded engine has no child runs",
     # An existing test pins this wording; the runs an event starts carry hatchet__event_id: filter on that instead.
-    "triggering_event_external_id": "the embedded engine has no events",
+    "triggering_event_external_id": "filter on the hatchet__event_id metadata of the runs an event started",
 }
 _FILTER_FIELDS = ("since", "until", "statuses", "workflowIds", "additionalMetadata")
 
