@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 
 from hatchet_manifest.commands.following import (
-    manifest_names,
+    ManifestArgs,
     manifest_options,
-    mask_secrets,
-    reading_ledger,
-    say_target,
 )
 from hatchet_manifest.commands.session import confirm
 from hatchet_manifest.outcomes import actions
 from hatchet_manifest.outcomes.read import Scope
-from hatchet_manifest.plan.target import connect
 from hatchet_manifest.text import escape
 
 
@@ -28,26 +23,12 @@ from hatchet_manifest.text import escape
 @click.option("--dry-run", is_flag=True, help="Show what would be cancelled; cancel nothing.")
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
-def command(
-    ctx: click.Context,
-    /,
-    paths: tuple[str, ...],
-    selector: tuple[str, ...],
-    allow_secret: tuple[str, ...],
-    state_dir: str,
-    ledger: str | None,
-    engine: Any,
-    lock_wait: float,
-    yes: bool,
-    dry_run: bool,
-    output: str,
-) -> None:
+def command(ctx: click.Context, /, yes: bool, dry_run: bool, output: str, **kw: Any) -> None:
     """Cancel the queued and running runs of the manifests, after showing how many and asking. Runs the ledger
     did not record for their key (another ledger's, or replaced by --resubmit-changed) are left alone."""
-    mask_secrets(allow_secret)
-    names = manifest_names(paths, selector)
-    with reading_ledger(ledger, state_dir) as store, connect(engine, Path(state_dir)) as conn:
-        say_target(conn.describe(), engine)
+    args = ManifestArgs.from_kwargs(kw)
+    names = args.names()
+    with args.reading_ledger() as store, args.connect() as conn:
         scope = Scope.of(store, conn.target, names)
         selection = actions.select_runs(conn.hatchet, store, scope, ("QUEUED", "RUNNING"))
         queued, running = selection.count("QUEUED"), selection.count("RUNNING")

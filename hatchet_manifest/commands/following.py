@@ -8,6 +8,7 @@ import json
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from hatchet_manifest.commands.allow import configure_access
+from hatchet_manifest.commands.options import selector_option
 from hatchet_manifest.commands.session import ledger_target_options, why_target
 from hatchet_manifest.ledger import Ledger, open_ledger
 from hatchet_manifest.ledger.values import NoLedgerError
@@ -25,6 +27,7 @@ from hatchet_manifest.manifest.selector import Selector
 from hatchet_manifest.outcomes.follow import EXIT_CODES, Followed, Follower, FollowOptions
 from hatchet_manifest.outcomes.read import Reader, Snapshot
 from hatchet_manifest.outcomes.tally import Outcome, Tally
+from hatchet_manifest.plan.target import Connection, EngineMode, connect
 from hatchet_manifest.text import escape
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,16 +95,10 @@ def poll_options(func: F) -> F:
 
 def manifest_options(func: F) -> F:
     """PATH..., -l/--selector, --allow-secret and the target's options: the manifests and where their runs
-    went."""
+    went (read back with ManifestArgs.from_kwargs)."""
     decorators = [
         click.argument("paths", nargs=-1, required=True, type=click.Path()),
-        click.option(
-            "-l",
-            "--selector",
-            multiple=True,
-            metavar="SELECTOR",
-            help="Only manifests whose labels match (k=v,k!=v,k,!k).",
-        ),
+        selector_option,
         click.option(
             "--allow-secret",
             "allow_secret",
@@ -117,9 +114,38 @@ def manifest_options(func: F) -> F:
     return func
 
 
-def mask_secrets(allow_secret: tuple[str, ...]) -> None:
-    """Register the allowed secrets' values, as apply does, so that no output shows them."""
-    configure_access((), allow_secret)
+@dataclass(frozen=True)
+class ManifestArgs:
+    """What manifest_options read: the manifests, the secrets to mask, the ledger and the engine."""
+
+    paths: tuple[str, ...]
+    selector: tuple[str, ...]
+    allow_secret: tuple[str, ...]
+    state_dir: str
+    ledger: str | None
+    engine: EngineMode
+    lock_wait: float
+
+    @classmethod
+    def from_kwargs(cls, kw: dict[str, Any]) -> ManifestArgs:
+        """Takes its fields out of the command's keyword arguments; registers the secrets to mask (as apply
+        does, so that no output shows them)."""
+        args = cls(**{k: kw.pop(k) for k in cls.__dataclass_fields__})
+        configure_access((), args.allow_secret)
+        return args
+
+    def names(self) -> list[str]:
+        """The selected manifests' names (loaded and validated, not rendered: the names are all that is needed)."""
+        return [m.name for m in load(self.paths, Selector.parse(self.selector) if self.selector else None)]
+
+    def reading_ledger(self) -> AbstractContextManager[Ledger]:
+        return reading_ledger(self.ledger, self.state_dir)
+
+    def connect(self) -> Connection:
+        """The target, said on stderr."""
+        conn = connect(self.engine, Path(self.state_dir))
+        click.echo(f"target: {escape(conn.describe())}{why_target(self.engine)}", err=True)
+        return conn
 
 
 @dataclass(frozen=True)
@@ -143,11 +169,6 @@ class PollArgs:
         )
 
 
-def manifest_names(paths: tuple[str, ...], selector: tuple[str, ...]) -> list[str]:
-    """The selected manifests' names (loaded and validated, not rendered: the names are all that is needed)."""
-    return [m.name for m in load(paths, Selector.parse(selector) if selector else None)]
-
-
 @contextlib.contextmanager
 def reading_ledger(location: str | None, state_dir: str) -> Iterator[Ledger]:
     """The ledger, read-only (nothing is locked or written); a ledger that does not exist yet reads as empty."""
@@ -159,10 +180,6 @@ def reading_ledger(location: str | None, state_dir: str) -> Iterator[Ledger]:
         return
     with ledger:
         yield ledger
-
-
-def say_target(describe: str, engine: str) -> None:
-    click.echo(f"target: {escape(describe)}{why_target(engine)}", err=True)
 
 
 def follow(reader: Reader, options: FollowOptions, output: str, *, watch: bool = True) -> Followed:

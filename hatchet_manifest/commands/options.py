@@ -144,6 +144,11 @@ RENDER_BOUND_OPTIONS = [
 ]
 
 
+selector_option = click.option(
+    "-l", "--selector", multiple=True, metavar="SELECTOR", help="Only manifests whose labels match (k=v,k!=v,k,!k)."
+)
+
+
 def render_options(func: F) -> F:
     """PATH... -f/--values, --set, --set-string, -l/--selector, --max-runs, --schema-dir, --allow-env,
     --allow-secret."""
@@ -156,13 +161,7 @@ def render_options(func: F) -> F:
             "--set", "set", multiple=True, metavar="K=V", help="Set a variable; the value is read as YAML (a.b=1,c=x)."
         ),
         click.option("--set-string", multiple=True, metavar="K=V", help="Set a variable to a string."),
-        click.option(
-            "-l",
-            "--selector",
-            multiple=True,
-            metavar="SELECTOR",
-            help="Only manifests whose labels match (k=v,k!=v,k,!k).",
-        ),
+        selector_option,
         click.option(
             "--max-runs",
             type=click.IntRange(min=1),

@@ -10,21 +10,18 @@ from typing import Any
 import click
 
 from hatchet_manifest.commands.following import (
+    ManifestArgs,
     PollArgs,
     follow,
-    manifest_names,
     manifest_options,
-    mask_secrets,
     poll_options,
     report,
-    say_target,
     wait_timeout_option,
 )
 from hatchet_manifest.commands.session import confirm, target_lock
 from hatchet_manifest.ledger import open_ledger
 from hatchet_manifest.outcomes import actions
 from hatchet_manifest.outcomes.read import Reader, Scope
-from hatchet_manifest.plan.target import connect
 from hatchet_manifest.text import escape
 
 
@@ -42,13 +39,6 @@ from hatchet_manifest.text import escape
 def command(
     ctx: click.Context,
     /,
-    paths: tuple[str, ...],
-    selector: tuple[str, ...],
-    allow_secret: tuple[str, ...],
-    state_dir: str,
-    ledger: str | None,
-    engine: Any,
-    lock_wait: float,
     failed: bool,
     cancelled: bool,
     yes: bool,
@@ -63,11 +53,10 @@ def command(
     With --wait, exit 0/5/6 as status does."""
     poll = PollArgs.from_kwargs(kw)
     statuses = tuple(s for s, on in (("FAILED", failed or not cancelled), ("CANCELLED", cancelled)) if on)
-    mask_secrets(allow_secret)
-    names = manifest_names(paths, selector)
-    with open_ledger(ledger, Path(state_dir)) as store, connect(engine, Path(state_dir)) as conn:
-        say_target(conn.describe(), engine)
-        with target_lock(store, conn.target, lock_wait):  # replays are recorded: one writer per target
+    args = ManifestArgs.from_kwargs(kw)
+    names = args.names()
+    with open_ledger(args.ledger, Path(args.state_dir)) as store, args.connect() as conn:
+        with target_lock(store, conn.target, args.lock_wait):  # replays are recorded: one writer per target
             scope = Scope.of(store, conn.target, names)
             selection = actions.select_runs(conn.hatchet, store, scope, statuses)
             for manifest, n in selection.per_manifest().items():

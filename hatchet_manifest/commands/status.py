@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
 from hatchet_manifest.commands.following import (
+    ManifestArgs,
     PollArgs,
     emit_tallies,
     follow,
-    manifest_names,
     manifest_options,
-    mask_secrets,
     poll_options,
-    reading_ledger,
     report,
-    say_target,
     wait_timeout_option,
 )
 from hatchet_manifest.outcomes.read import Reader, Scope
-from hatchet_manifest.plan.target import connect
 
 
 @click.command("status")
@@ -34,13 +29,6 @@ from hatchet_manifest.plan.target import connect
 def command(
     ctx: click.Context,
     /,
-    paths: tuple[str, ...],
-    selector: tuple[str, ...],
-    allow_secret: tuple[str, ...],
-    state_dir: str,
-    ledger: str | None,
-    engine: Any,
-    lock_wait: float,
     output: str,
     watch: bool,
     wait_timeout: float | None,
@@ -50,10 +38,9 @@ def command(
     in the engine; the failed ones listed. Exit 0: all completed; 5: some failed, were cancelled or are not
     found; 6: some are unfinished (with --watch: when --wait-timeout expired)."""
     poll = PollArgs.from_kwargs(kw)
-    mask_secrets(allow_secret)
-    names = manifest_names(paths, selector)
-    with reading_ledger(ledger, state_dir) as store, connect(engine, Path(state_dir)) as conn:
-        say_target(conn.describe(), engine)
+    args = ManifestArgs.from_kwargs(kw)
+    names = args.names()
+    with args.reading_ledger() as store, args.connect() as conn:
         reader = Reader(conn.hatchet, Scope.of(store, conn.target, names), store, show=poll.show)
         if watch:
             followed = follow(reader, poll.options(wait_timeout), output)

@@ -70,6 +70,8 @@ def test_cancel_stops_slow_runs_and_status_shows_them_cancelled(
     env = cli_env(engine, tmp_path / "state")
     assert run_cli("apply", str(manifest), "--yes", "--engine", "remote", env=env).exit_code == 0
 
+    code, doc, _ = run_json(run_cli, env, "cancel", str(manifest), "--dry-run")
+    assert (code, doc["dry_run"], doc["cancelled"], doc["queued"] + doc["running"]) == (0, True, 0, 4)
     refused = run_cli("cancel", str(manifest), "--engine", "remote", env=env)  # no terminal, no --yes
     assert refused.exit_code == 1 and "pass --yes" in refused.stderr
     code, doc, stderr = run_json(run_cli, env, "cancel", str(manifest), "--yes")
