@@ -125,3 +125,14 @@ def test_the_error_carries_the_field() -> None:
     )
     with pytest.raises(CronExpressionError, match="a cron expression is a string, not int"):
         parse(5)  # type: ignore[arg-type]
+
+
+def test_cron_expressions_load_without_grpc() -> None:
+    """The manifest stage checks cron expressions and must not load the client's gRPC (rendering never pays for it);
+    the package's names still import as before."""
+    import subprocess
+    import sys
+
+    code = "import sys, hatchet_client.cronexpr; assert 'grpc' not in sys.modules; from hatchet_client import Hatchet"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
