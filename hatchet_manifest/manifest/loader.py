@@ -108,20 +108,29 @@ def _message(err: Any, path: Path_, loc: Sequence[str | int]) -> tuple[Path_, st
 
 
 def pydantic_problems(exc: ValidationError, doc: Document) -> list[Problem]:
-    grouped: dict[Path_, list[str]] = {}
+    """One problem per place: the alternatives of one field joined with "or" (a value that is neither of a union's
+    types), different fields' problems reported at the same place (a missing field, an unknown one) with ";"."""
+    grouped: dict[Path_, dict[tuple[Any, ...], list[str]]] = {}
     lines: dict[Path_, int] = {}
     for err in exc.errors():
         loc = tuple(err["loc"])
         full = _data_path(doc.data, loc)
         path, msg = _message(err, full, loc)
         lines.setdefault(path, doc.line_of(full))
-        if msg not in grouped.setdefault(path, []):
-            grouped[path].append(msg)
+        field = loc[len(path) : len(path) + 1] if err["type"] in ("missing", "extra_forbidden") else ()
+        alternatives = grouped.setdefault(path, {}).setdefault(field, [])
+        if msg not in alternatives:
+            alternatives.append(msg)
     problems = []
-    for path, msgs in grouped.items():
+    for path, fields in grouped.items():
         where, sub = split_where(path)
-        problems.append(Problem(doc.file, lines[path], " or ".join(msgs), where, sub))
+        message = "; ".join(" or ".join(msgs) for msgs in fields.values())
+        problems.append(Problem(doc.file, lines[path], message, where, sub))
     return problems
+
+
+SECTIONS = ("runs", "crons", "schedules", "events")
+NOTHING_DECLARED = "a manifest declares at least one of runs, crons, schedules or events"
 
 
 def _declares_manifest(data: Any) -> bool:
@@ -144,7 +153,12 @@ def load_document(doc: Document) -> tuple[LoadedManifest | None, list[Problem]]:
     try:
         return LoadedManifest(Manifest.model_validate(doc.data), doc), []
     except ValidationError as exc:
-        return None, pydantic_problems(exc, doc)
+        problems = pydantic_problems(exc, doc)
+        if not any(isinstance(doc.data.get(s), list) and doc.data[s] for s in SECTIONS) and not any(
+            p.where in SECTIONS or p.message.startswith("a manifest declares") for p in problems
+        ):  # said with the other problems: the model's own check runs only once every field is valid
+            problems.append(Problem(doc.file, doc.line, NOTHING_DECLARED))
+        return None, problems
 
 
 def load(paths: Iterable[str | Path], selector: Selector | None = None) -> list[LoadedManifest]:

@@ -42,26 +42,39 @@ class RunOptions(_Strict):
 Matrix = dict[str, Any]
 
 
-class RunEntry(_Strict):
-    """One entry of `runs`: a single run, a loop (`for_each`), a matrix, or a `template` block."""
+class _Looped(_Strict):
+    """What every entry may have: a loop (`for_each`), a matrix, and a condition (`when`)."""
 
-    workflow_name: str | None = Field(
-        default=None, description="Name of the workflow to trigger (without the namespace prefix)."
-    )
     for_each: str | list[Any] | None = Field(
         default=None,
-        description="A list, or an expression yielding a list (`{{ range(count) }}`); one run per item.",
+        description="A list, or an expression yielding a list (`{{ range(count) }}`); one run (cron, schedule, "
+        "event) per item.",
     )
     as_: str = Field(
         default="item", alias="as", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Name of the loop variable."
     )
     matrix: Matrix | None = Field(
         default=None,
-        description="Named lists whose cartesian product gives one run per combination; `include` adds or extends "
-        "combinations and `exclude` removes them, as CI matrices do. Each name is a variable in the templates.",
+        description="Named lists whose cartesian product gives one item per combination; `include` adds or "
+        "extends combinations and `exclude` removes them, as CI matrices do. Each name is a variable in the "
+        "templates.",
     )
-    when: str | bool | None = Field(
-        default=None, description="An expression; the run is skipped for items where it is false."
+    when: str | bool | None = Field(default=None, description="An expression; the item is skipped where it is false.")
+
+    @model_validator(mode="after")
+    def _when_given(self) -> _Looped:
+        if "when" in self.model_fields_set and (
+            self.when is None or (isinstance(self.when, str) and not self.when.strip())
+        ):
+            raise ValueError("`when` is empty: give an expression or true/false, or leave it out")
+        return self
+
+
+class RunEntry(_Looped):
+    """One entry of `runs`: a single run, a loop (`for_each`), a matrix, or a `template` block."""
+
+    workflow_name: str | None = Field(
+        default=None, description="Name of the workflow to trigger (without the namespace prefix)."
     )
     key: str | None = Field(
         default=None,
@@ -83,10 +96,6 @@ class RunEntry(_Strict):
 
     @model_validator(mode="after")
     def _shape(self) -> RunEntry:
-        if "when" in self.model_fields_set and (
-            self.when is None or (isinstance(self.when, str) and not self.when.strip())
-        ):
-            raise ValueError("`when` is empty: give an expression or true/false, or leave it out")
         if self.template is not None:
             others = [f for f in self.model_fields_set if f not in {"template"}]
             if others:
@@ -94,6 +103,51 @@ class RunEntry(_Strict):
         elif self.workflow_name is None:
             raise ValueError("each run needs `workflow_name` (or a `template`)")
         return self
+
+
+_METADATA = "Metadata attached to what it starts (keys and values may be templates); values are sent as strings."
+_PRIORITY = "Priority of the runs it starts, 1 (lowest) to 3 (highest)."
+
+
+class CronEntry(_Looped):
+    """One entry of `crons`: a recurring trigger, desired state (created, replaced, paused, deleted by apply)."""
+
+    workflow_name: str = Field(min_length=1, description="The workflow the cron starts (without the namespace).")
+    name: str = Field(
+        min_length=1, description="The cron's identity (a template): unique among the manifests applied together."
+    )
+    expression: str = Field(
+        min_length=1,
+        description="5 fields (minute hour day month weekday), or 6 with seconds first, or an alias such as "
+        "`@daily`; UTC.",
+    )
+    input: dict[str, Any] = Field(default_factory=dict, description="The input of every run it starts.")
+    additional_metadata: dict[str, Any] = Field(default_factory=dict, description=_METADATA)
+    priority: int | str | None = Field(default=None, description=_PRIORITY)
+    enabled: bool | str = Field(default=True, description="false pauses the cron (it stays, and fires no more).")
+
+
+class ScheduleEntry(_Looped):
+    """One entry of `schedules`: a run started once, at a time."""
+
+    workflow_name: str = Field(min_length=1, description="The workflow to start (without the namespace).")
+    key: str | None = Field(default=None, description="The schedule's identity, as for runs (a template).")
+    trigger_at: str = Field(min_length=1, description="When, in RFC 3339 (`2027-01-01T09:00:00Z`).")
+    input: dict[str, Any] = Field(default_factory=dict, description="The run's input.")
+    additional_metadata: dict[str, Any] = Field(default_factory=dict, description=_METADATA)
+    priority: int | str | None = Field(default=None, description=_PRIORITY)
+    allow_past: bool = Field(default=False, description="Accept a trigger_at in the past (it fires at once).")
+
+
+class EventEntry(_Looped):
+    """One entry of `events`: an event pushed once, starting the workflows whose `on_events` match its key."""
+
+    event_key: str = Field(min_length=1, description="The event's key (matched by workflows' on_events).")
+    key: str | None = Field(default=None, description="The event's identity, as for runs (a template).")
+    payload: dict[str, Any] = Field(default_factory=dict, description="The event's payload (the runs' input).")
+    additional_metadata: dict[str, Any] = Field(default_factory=dict, description=_METADATA)
+    priority: int | str | None = Field(default=None, description=_PRIORITY)
+    scope: str | None = Field(default=None, description="The event's scope (Hatchet's event filters match it).")
 
 
 class Manifest(_Strict):
@@ -106,7 +160,16 @@ class Manifest(_Strict):
         default_factory=dict,
         description="Variables for the templates (defaults; overridden by -f values files, then --set).",
     )
-    runs: list[RunEntry] = Field(min_length=1, description="The runs to trigger.")
+    runs: list[RunEntry] = Field(default_factory=list, description="The runs to trigger.")
+    crons: list[CronEntry] = Field(default_factory=list, description="Recurring triggers (desired state).")
+    schedules: list[ScheduleEntry] = Field(default_factory=list, description="Runs started once, at a time.")
+    events: list[EventEntry] = Field(default_factory=list, description="Events pushed once each.")
+
+    @model_validator(mode="after")
+    def _declares_something(self) -> Manifest:
+        if not (self.runs or self.crons or self.schedules or self.events):
+            raise ValueError("a manifest declares at least one of runs, crons, schedules or events")  # loader.py too
+        return self
 
 
 class TemplateItem(_Strict):

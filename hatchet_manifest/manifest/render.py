@@ -32,6 +32,8 @@ class Rendering(Protocol):
 
 
 KEY_BATCH = 1024
+TRIGGER_SECTIONS = ("crons", "schedules", "events")
+NOT_YET = "declared, but this version renders and applies only runs yet: nothing is sent"
 SHARD_BLOCK = 1024  # a shard is made of blocks of consecutive items: block = ordinal // SHARD_BLOCK
 
 
@@ -101,6 +103,9 @@ class Renderer:
         entries: list[AnyEntry] = []
         for m in self.manifests:
             variables = merge(json.loads(json.dumps(m.model.vars)), overrides)
+            for section in TRIGGER_SECTIONS:
+                if getattr(m.model, section):
+                    self.log.add(m.file, m.doc.line_of((section,)), NOT_YET, section)
             for index, entry in enumerate(m.model.runs):
                 if self.on_entry is not None:
                     self.on_entry(m, index)

@@ -21,6 +21,6 @@ def test_schema_file_matches_the_models(run_cli: RunCli) -> None:
 def test_schema_carries_field_descriptions() -> None:
     schema = manifest_json_schema()
     run_entry = schema["$defs"]["RunEntry"]["properties"]
-    assert "one run per item" in run_entry["for_each"]["description"]
+    assert "one run (cron, schedule, event) per item" in run_entry["for_each"]["description"]
     assert run_entry["as"]["default"] == "item"
     assert schema["additionalProperties"] is False
