@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,10 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# An apply's first pass shows its progress once it has taken a second, which a loaded machine reaches at random:
+# tests that pin stderr would see it or not. It shows only in the test that is about it (which sets 0).
+os.environ.setdefault("HATCHET_MANIFEST_PROGRESS_AFTER", "3600")
 
 
 @dataclass

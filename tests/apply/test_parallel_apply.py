@@ -142,7 +142,7 @@ def test_parallel_resubmit_changed_matches_serial(two_projects: tuple[Path, Path
 
 
 def _problems(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if not line.startswith(("target:", "submitted"))]
+    return [line for line in stderr.splitlines() if not line.startswith(("target:", "submitted", "checked "))]
 
 
 def _errors_case(project: Path, run_cli: RunCli, files: dict[str, str]) -> tuple[str, str]:
