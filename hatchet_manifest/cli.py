@@ -51,6 +51,7 @@ COMMANDS = {
     "status": "status",
     "cancel": "cancel",
     "retry": "retry",
+    "init": "init",
 }
 
 EXIT_INTERNAL = 4
