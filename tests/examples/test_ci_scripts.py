@@ -65,9 +65,12 @@ def test_install_sh_refuses_the_placeholder(tmp_path: Path) -> None:
     done = subprocess.run([*BASH, str(CI / "install.sh")], capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stdout == (
-        "::error file=.github/hatchet-manifest/requirements.txt::replace OWNER/REPO (and the ref) with the "
+        f"::error file={CI / 'requirements.txt'}::replace OWNER/REPO (and the ref) with the "
         "repository and release of hatchet-manifest to install\n"
     )
+    # From the repository's root, as in a job: the path relative to it (an annotation on the file).
+    done = subprocess.run([*BASH, "examples/ci/install.sh"], capture_output=True, text=True, cwd=ROOT)
+    assert done.stdout.startswith("::error file=examples/ci/requirements.txt::replace OWNER/REPO")
 
 
 def test_install_sh_installs_the_pinned_requirement(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 requirements="$here/requirements.txt"
 
 if grep -Eq '^[^#]*OWNER/REPO' "$requirements"; then
-  echo "::error file=.github/hatchet-manifest/requirements.txt::replace OWNER/REPO (and the ref) with the repository and release of hatchet-manifest to install"
+  echo "::error file=${requirements#"$PWD/"}::replace OWNER/REPO (and the ref) with the repository and release of hatchet-manifest to install"
   exit 1
 fi
 python -m pip install --no-input --progress-bar off -r "$requirements"

@@ -18,7 +18,8 @@ out="${PLAN_DIR:-hatchet-plan}"
 summary="${GITHUB_STEP_SUMMARY:-/dev/null}"
 outputs="${GITHUB_OUTPUT:-/dev/null}"
 marker="<!-- hatchet-manifest-plan -->"
-run_url="${GITHUB_SERVER_URL:-https://github.com}/${GITHUB_REPOSITORY:-}/actions/runs/${GITHUB_RUN_ID:-}"
+# The job's page, linked from the comment: GitHub's, unless RUN_URL says (e.g. GitLab's $CI_JOB_URL).
+run_url="${RUN_URL:-${GITHUB_SERVER_URL:-https://github.com}/${GITHUB_REPOSITORY:-}/actions/runs/${GITHUB_RUN_ID:-}}"
 
 base=""
 if [ "${1:-}" = "--base" ]; then
