@@ -12,6 +12,7 @@ counts = hatchet.run_metrics({"batch": "b1"}, since=yesterday)   # {"QUEUED": 3,
 hatchet.cancel_runs(run_ids); hatchet.replay_runs(failed_run_ids)
 hatchet.cron.create("Nightly", "nightly", "0 3 * * *", {}, {}); hatchet.scheduled.create("Once", at, {}, {})
 hatchet.event.push("user:created", {"id": 1})   # runs every workflow whose on_events matches the key
+for event in hatchet.event.list(additional_metadata={"batch": "b1"}, since=yesterday): ...   # newest first
 """
 
 # Imported on first use (PEP 562), so that `import hatchet_client.cronexpr` (pure Python, what the manifest stage
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
         ConfigError,
         CronError,
         CronExpressionError,
+        EventListError,
         EventPushError,
         HatchetClientError,
         ListRunsError,
@@ -95,6 +97,7 @@ _WHERE = {
     "DesiredWorkerLabel": "hatchet_client.types",
     "EmbeddedEngineInfo": "hatchet_client.workflows",
     "EventClient": "hatchet_client.events",
+    "EventListError": "hatchet_client.errors",
     "EventPushError": "hatchet_client.errors",
     "EventRow": "hatchet_client.events",
     "Hatchet": "hatchet_client.client",
@@ -174,6 +177,7 @@ __all__ = [
     "DesiredWorkerLabel",
     "EmbeddedEngineInfo",
     "EventClient",
+    "EventListError",
     "EventPushError",
     "EventRow",
     "Hatchet",

@@ -20,7 +20,8 @@ from hatchet_client.workflows import DEFAULT_PAGE_SIZE, WorkflowCheck, WorkflowR
 class Hatchet:
     """`Hatchet()` reads its settings from the environment; `Hatchet(config)` or `Hatchet(token=..., ...)` takes
     them explicitly (keyword arguments are ClientConfig's). `admin` and `client.admin` are the same AdminClient;
-    `cron`, `scheduled` (REST) and `event` (gRPC, over the admin's channel) are named as in the official SDK.
+    `cron`, `scheduled` (REST) and `event` (pushes over the admin's gRPC channel, the listing over REST) are named
+    as in the official SDK.
     Close it (or use it as a context manager) to release the gRPC channel."""
 
     def __init__(self, config: ClientConfig | None = None, **settings: Any) -> None:

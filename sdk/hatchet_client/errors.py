@@ -262,6 +262,11 @@ class ScheduleError(RestError):
         self.deleted = list(deleted)
 
 
+class EventListError(RestError):
+    """The REST event listing failed: a refused argument (`invalid_request`), an HTTP error, an unreachable server,
+    or an answer we cannot read."""
+
+
 class EventPushError(RpcError):
     """Pushing events failed. `code` and `applied` as for RpcError (`code` None and `applied` False: refused before
     anything was sent). `pushed`: the events that earlier calls of the same bulk push stored (EventRow values)."""

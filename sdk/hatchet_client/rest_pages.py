@@ -1,5 +1,5 @@
-"""What the REST clients of crons and scheduled runs share: arguments checked before anything is sent, metadata
-filters, ids, and offset paging over `{rows, pagination}` listings."""
+"""What the REST clients of crons, scheduled runs and events share: arguments checked before anything is sent,
+metadata filters, ids, and offset paging over `{rows, pagination}` listings."""
 
 from __future__ import annotations
 
@@ -98,10 +98,12 @@ def pages(
     limit: int,
     parse_row: Callable[[Answer, Any, str], T],
     error: type[RestError],
+    *,
+    trust_num_pages: bool = True,
 ) -> Iterator[T]:
     """Every row of an offset-paged listing, `limit` per request, fetched lazily; each page is checked whole
     before any of its rows is yielded. It ends on an empty or short page, or when `pagination` says the page was
-    the last (`current_page >= num_pages`)."""
+    the last (`current_page >= num_pages`) unless `trust_num_pages` is False (a listing whose count is capped)."""
     offset = 0
     for _ in range(MAX_PAGES):
         page = client.get(path, [*params, ("offset", str(offset)), ("limit", str(limit))], error=error)
@@ -118,7 +120,7 @@ def pages(
         yield from parsed
         if len(parsed) < limit:
             return
-        if current is not None and pages_total is not None and current >= pages_total:
+        if trust_num_pages and current is not None and pages_total is not None and current >= pages_total:
             return
         offset += len(parsed)
     raise error(f"the listing did not end after {MAX_PAGES} pages", reason="bad_shape", url=client.url(path))

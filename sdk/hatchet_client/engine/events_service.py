@@ -11,15 +11,16 @@ echoes each event with its new id and the time it was stored, its metadata and s
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import grpc
 
 from hatchet_client._proto import events_pb2, events_pb2_grpc
 from hatchet_client.engine.dispatch import events as ev
-from hatchet_client.engine.dispatch.assign import timestamp
 from hatchet_client.engine.dispatch.event_runs import EventIn
 from hatchet_client.engine.dispatch.scheduler import Scheduler
+from hatchet_client.engine.schema import iso_utc
 from hatchet_client.engine.service import answer
 from hatchet_client.engine.validate import RequestError
 
@@ -64,6 +65,12 @@ def checked(request: Any, where: str = "") -> EventIn:
     return EventIn(request.key, payload, metadata or None, priority, scope)
 
 
+def _stored_time(seconds: float) -> dict[str, int]:
+    """The time as the events table stores it (microseconds: what the REST listing shows), as Timestamp fields."""
+    moment = datetime.fromisoformat(iso_utc(seconds))
+    return {"seconds": int(moment.replace(microsecond=0).timestamp()), "nanos": moment.microsecond * 1000}
+
+
 class EventsServicer(events_pb2_grpc.EventsServiceServicer):  # type: ignore[misc]
     def __init__(self, scheduler: Scheduler) -> None:
         self._scheduler = scheduler
@@ -77,7 +84,7 @@ class EventsServicer(events_pb2_grpc.EventsServiceServicer):  # type: ignore[mis
                 event_id=event_id,
                 key=event.key,
                 payload=event.payload,
-                event_timestamp=timestamp(at),
+                event_timestamp=_stored_time(at),
             )
             if event.metadata is not None:
                 message.additional_metadata = event.metadata

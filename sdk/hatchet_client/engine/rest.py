@@ -7,7 +7,8 @@ like Workflow; `embeddedEngine: {recorder, unknownWorkflows}` is this engine's o
 while it knows no workflow and accepts every name), with Bearer authentication; the task operations
 (rest_tasks.py): `GET .../task-metrics`, `POST .../tasks/cancel`, `POST .../tasks/replay`; and crons and scheduled
 runs (rest_triggers.py): `.../workflows/crons[/{id}]`, `.../workflows/{workflow}/crons`, `.../workflows/scheduled
-[/{id}|/bulk-delete]`, `.../workflows/{workflow}/scheduled`.
+[/{id}|/bulk-delete]`, `.../workflows/{workflow}/scheduled`; and the events pushed (rest_events.py):
+`GET /api/v1/stable/tenants/{tenant}/events`.
 
 Every request: an unknown path is 404, a known path with the other method 405, then the token (401) and the tenant
 (403) are checked before anything else is read; then 400 for a bad request, 503 while the engine stops.
@@ -32,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 from hatchet_client.engine.dispatch import results
 from hatchet_client.engine.dispatch.scheduler import Scheduler
 from hatchet_client.engine.errors import EngineStopping, TokenError
+from hatchet_client.engine.rest_events import EventList
 from hatchet_client.engine.rest_params import BadRequest, HttpError, dumps, errors, last, parse_int, parse_time
 from hatchet_client.engine.rest_tasks import TaskOps, body_length
 from hatchet_client.engine.rest_triggers import TriggerOps
@@ -56,6 +58,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], frozenset[str]], ...] = (
     ("workflows", _WORKFLOWS_ROUTE, frozenset({"GET"})),
     ("metrics", _METRICS_ROUTE, frozenset({"GET"})),
     ("task-ops", _TASK_OPS_ROUTE, frozenset({"POST"})),
+    ("events", re.compile(r"^/api/v1/stable/tenants/(?P<tenant>[^/]+)/events/?$"), frozenset({"GET"})),
     ("crons", re.compile(_W + r"/crons/?$"), frozenset({"GET"})),
     ("cron", re.compile(_W + r"/crons/(?P<id>[^/]+)/?$"), frozenset({"GET", "DELETE", "PATCH"})),
     ("workflow-crons", re.compile(_W + r"/(?P<workflow>[^/]+)/crons/?$"), frozenset({"POST"})),
@@ -86,6 +89,7 @@ class RestApi:
         self._unknown_workflows = unknown_workflows
         self._tasks = None if scheduler is None else TaskOps(store, scheduler, tenant_id)
         self._triggers = None if scheduler is None else TriggerOps(store, scheduler, tenant_id)
+        self._events = EventList(store, tenant_id)
 
     def _admit(
         self, method: str, path: str, authorization: str | None
@@ -123,6 +127,8 @@ class RestApi:
                 return 200, self._task_ops().metrics(params)
             if kind == "task-ops":
                 return 200, self._task_ops().apply(route["op"], read_body())
+            if kind == "events":
+                return 200, self._events.page(params)
             if kind != "runs":
                 body = read_body if method in _WITH_BODY else _no_body
                 return self._trigger_ops().handle(kind, method, route.groupdict(), params, body)

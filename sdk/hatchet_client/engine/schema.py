@@ -26,8 +26,9 @@ a million runs by status from an index alone (all runs, or a workflow's).
 Triggers (schema 6, see dispatch/triggers.py): `crons` (created over REST, method API, or declared in a workflow
 version's `cron_triggers`, method DEFAULT with an empty name; unique by workflow, expression and name; `next_at` is
 the next firing, epoch seconds), `schedules` (one run at `trigger_at`; a row is deleted when it fires, as on
-Hatchet) and `events` (what EventsService/Push stored). The runs they start are appended to `runs` by the
-scheduler, in the transaction that fires them.
+Hatchet) and `events` (what EventsService/Push stored; `events_newest` is the REST listing's order, newest first,
+and is created by any engine that opens an older schema 6 database). The runs they start are appended to `runs`
+by the scheduler, in the transaction that fires them.
 
 Versions: 1 lookup tables without buckets; 2 bucketed lookup tables; 3 adds `registered_workflows`; 4 adds the
 dispatch tables; 5 adds `tasks.replay_base` and the `run_state_status` and `run_state_version` indexes; 6 adds
@@ -129,6 +130,7 @@ CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, key TEXT NOT NULL, payload TEXT NOT NULL,
   additional_metadata TEXT, priority INTEGER, scope TEXT, created_at TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_newest ON events (created_at DESC, seq);
 CREATE TABLE IF NOT EXISTS dispatch_state (id INTEGER PRIMARY KEY CHECK (id = 1), materialized_upto INTEGER NOT NULL);
 INSERT OR IGNORE INTO dispatch_state (id, materialized_upto) VALUES (1, 0);
 """

@@ -34,6 +34,7 @@ _BUCKETS = (
     f"WITH RECURSIVE buckets(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM buckets"
     f" WHERE n < (SELECT indexed_upto FROM index_state) >> {BUCKET_BITS}) "
 )
+BUCKETS = _BUCKETS  # for the lookups written outside this module (rest_events.py)
 _RECEIVED_AT = "(SELECT c.received_at FROM commits c WHERE c.first_seq <= r.seq ORDER BY c.first_seq DESC LIMIT 1)"
 _COLUMNS = (
     f"r.seq, r.run_id, r.workflow_name, r.input, r.additional_metadata, r.priority, {_RECEIVED_AT},"
