@@ -156,8 +156,28 @@ def use_color(stream: TextIO) -> bool:
     return redraws(stream)
 
 
+def trigger_text(record: dict[str, Any]) -> str:
+    """What a trigger is, in a plan line: a cron's expression (paused, or its next firings), a schedule's time, an
+    event's key and scope."""
+    kind = record.get("kind")
+    if kind == "cron":
+        text = f"  cron {escape(str(record.get('expression', '')))!r}"
+        if record.get("enabled") is False:
+            return text + " (paused)"
+        nexts = record.get("next") or []
+        return text + (f"  next {', '.join(nexts)}" if nexts else "")
+    if kind == "schedule":
+        return f"  at {escape(str(record.get('trigger_at', '')))}"
+    if kind == "event":
+        scope = f" (scope {escape(str(record['scope']))})" if record.get("scope") else ""
+        return f"  event {escape(str(record.get('event_key', '')))}{scope}"
+    return ""
+
+
 def plan_line(record: dict[str, Any], color: bool) -> str:
     action = record["action"]
+    if record.get("kind") not in (None, "run"):
+        return _trigger_line(record, color)
     text = f"{SYMBOLS[action]} {escape(record['key'])}  {escape(record.get('workflow_name') or '')}"
     if action in ("create", "changed") and record.get("input") is not None:
         text += f"  {_cell(record['input'], 80)}"
@@ -170,6 +190,29 @@ def plan_line(record: dict[str, Any], color: bool) -> str:
         text += "  (fate unknown: not confirmed and not found in the engine)"
     elif record.get("run_id"):
         text += f"  (run {escape(record['run_id'])})"
+    return f"\x1b[{_COLORS[action]}m{text}\x1b[0m" if color else text
+
+
+def _trigger_line(record: dict[str, Any], color: bool) -> str:
+    action = record["action"]
+    workflow = f"  {escape(record['workflow_name'])}" if record.get("workflow_name") else ""
+    text = f"{SYMBOLS[action]} {escape(record['key'])}{workflow}{trigger_text(record)}"
+    data = record.get("payload") if record.get("kind") == "event" else record.get("input")
+    if action in ("create", "changed") and data:
+        text += f"  {_cell(data, 60)}"
+    ident = f"; id {escape(str(record['id']))}" if record.get("id") else ""
+    if action == "changed":
+        what = ", ".join(escape(str(c)) for c in record.get("changes", [])) or "new content"
+        text += f"  (changed: {what}{ident})"
+    elif action == "removed":
+        done = {"cron": "deleted by apply", "schedule": "deleted by apply unless it fired"}.get(
+            str(record.get("kind")), "left alone"
+        )
+        text += f"  (removed from the manifests: {done}{ident})"
+    elif action == "unknown":
+        text += "  (fate unknown: not confirmed and not found in the engine)"
+    elif ident:
+        text += f"  ({ident[2:]})"
     return f"\x1b[{_COLORS[action]}m{text}\x1b[0m" if color else text
 
 

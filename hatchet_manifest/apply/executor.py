@@ -23,9 +23,10 @@ from hatchet_client.pipeline import Submission
 from hatchet_manifest.apply.recorder import OutcomeRecorder, WriteAhead
 from hatchet_manifest.apply.spool import Spool
 from hatchet_manifest.apply.tags import Tag, TagFields
-from hatchet_manifest.errors import HatchetManifestError, terminated
+from hatchet_manifest.apply.triggers import TriggerWork
+from hatchet_manifest.errors import ConfigError, HatchetManifestError, terminated
 from hatchet_manifest.ledger import Ledger, PendingRow, Target
-from hatchet_manifest.manifest.rendered import RenderedRun, canonical_json
+from hatchet_manifest.manifest.rendered import KEY_PREFIXES, RenderedRun, canonical_json
 from hatchet_manifest.plan.names import WorkflowNames
 from hatchet_manifest.plan.planner import Known, PlannedRun
 from hatchet_manifest.plan.stamps import stamps
@@ -69,6 +70,8 @@ class ApplyResult:
     seconds: float = 0.0  # the whole apply, from the command's start (set by the caller when it knows it)
     to_send: int = 0  # the runs selected and spooled: every one ends submitted, failed, unknown or not sent
     unrecorded: int = 0  # sent, but their outcome could not be written (left pending in the ledger)
+    # crons, schedules and events: {"plan": actions seen, "done": what was done, by what} (apply/triggers.py)
+    triggers: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def not_sent(self) -> int:
@@ -114,6 +117,7 @@ class ApplyResult:
             "unrecorded": self.unrecorded,
             "interrupted": self.interrupted,
             "terminated": self.terminated,
+            "triggers": self.triggers,
             "seconds": round(self.seconds, 3),
             "exit_code": self.exit_code,
         }
@@ -189,11 +193,21 @@ def select(
     options: ApplyOptions,
     result: ApplyResult,
     workflows: WorkflowNames | None = None,
+    triggers: TriggerWork | None = None,
 ) -> Iterator[tuple[Tag, WorkflowRun]]:
     """The runs to send (create; changed/unknown when asked), stamped, with real secrets; counts the plan, and
-    collects the workflow names of the runs to send into `workflows` (for the preflight)."""
+    collects the workflow names of the runs to send into `workflows` (for the preflight). Crons, schedules and
+    events are collected into `triggers` (apply/triggers.py acts on them); without it, a plan holding one is
+    refused."""
     stamp = options.stamp
     for p in planned:
+        if p.key.startswith(KEY_PREFIXES):
+            if triggers is None:
+                raise ConfigError("this apply cannot act on crons, schedules or events (see the README)")
+            triggers.add(p)
+            if workflows is not None and p.run is not None and p.run.kind != "event" and p.action != "unchanged":
+                workflows.add(p.run)
+            continue
         send = wanted(p.action, p.known, options, result)
         r = p.run
         if not send or r is None:

@@ -55,7 +55,7 @@ def work(job: Job, out: IO[bytes], cell: ProgressCell | None = None) -> None:
     renderer = Renderer(job.manifests, Values(extra=job.overrides), job.limits, job.schema_dir, reveal_secrets=True)
     if cell is not None:
         numbers = {id(m): k for k, m in enumerate(job.manifests)}
-        renderer.on_entry = lambda m, index: cell.set(PHASE_ENTRY, numbers[id(m)], index)
+        renderer.on_entry = lambda m, index, section: cell.set(PHASE_ENTRY, numbers[id(m)], index, section)
     encoder = RunEncoder(job.encoder_namespace, job.max_send)
     namespace, stamp = job.namespace, job.stamp
     current = -1

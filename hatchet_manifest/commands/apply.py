@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,13 @@ import click
 from hatchet_manifest.apply.executor import ApplyOptions, ApplyResult, Executor, select
 from hatchet_manifest.apply.parallel import DEFAULT_THRESHOLD, THRESHOLD_ENV, Workers, auto_workers, spool_parallel
 from hatchet_manifest.apply.spool import Spool
+from hatchet_manifest.apply.triggers import TriggerApplier, TriggerWork, lookup_triggers, merge_triggers
 from hatchet_manifest.commands.diff import emit, lookup_warnings, settle, target_plan
 from hatchet_manifest.commands.following import PollArgs, follow, poll_options, reading_ledger, wait_timeout_option
 from hatchet_manifest.commands.following import report as report_outcomes
 from hatchet_manifest.commands.options import RenderArgs, render_options
 from hatchet_manifest.commands.session import TargetArgs, confirm, target_lock, target_options, why_target
-from hatchet_manifest.errors import ConfigError
+from hatchet_manifest.errors import ConfigError, ManifestError
 from hatchet_manifest.manifest.sandbox import Rendering
 from hatchet_manifest.outcomes.read import Reader, Scope
 from hatchet_manifest.output import CheckProgress, ProgressBar
@@ -50,6 +52,9 @@ def report(result: ApplyResult, output: str) -> None:
         f"{result.skipped_unknown} unknown (skipped), {counts.get('removed', 0)} removed from the manifests "
         f"(left alone) in {result.seconds:.1f}s."
     )
+    if result.triggers.get("done"):
+        done = ", ".join(f"{n} {what}" for what, n in result.triggers["done"].items())
+        click.echo(f"Triggers: {done}.")
     for kind, keys, total in (
         ("failed", result.failed_keys, result.failed),
         ("unknown", result.unknown_keys, result.unknown),
@@ -190,6 +195,7 @@ def command(
                 return
             result = ApplyResult()
             sent = WorkflowNames()  # the workflows of the runs to send: each must exist in the target
+            work = TriggerWork(resubmit_changed=resubmit_changed, resubmit_unknown=resubmit_unknown)
             with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir), batch_size) as spool:
                 quiet = float(os.environ.get(PROGRESS_AFTER_ENV, "1"))
                 checking = CheckProgress(renderer.prepare() if renderer is not None else 0, sys.stderr, quiet_for=quiet)
@@ -200,17 +206,20 @@ def command(
                             renderer, planned, spool, options, result, pool, conn.config.namespace, sent, checking.add
                         )
                     else:  # renders and validates everything
-                        count = spool.write(select(_counted(planned, checking), options, result, sent))
+                        count = spool.write(select(_counted(planned, checking), options, result, sent, work))
                 finally:
                     checking.end()  # the count reached, also when a problem stops the pass
                 result.to_send = count
-                click.echo(summary_line(result.counts), err=True)
+                click.echo(summary_line(Counter(result.counts) + Counter(work.counts)), err=True)
+                if work.past:  # before anything is sent
+                    raise ManifestError(work.past)
                 checked = workflows.check(conn, sent)  # before anything is sent: Hatchet drops unknown names silently
                 if checked.note:
                     click.echo(f"note: {checked.note}", err=True)
                 if lookup is not None:
                     lookup_warnings(planned, lookup, known_rows, targs.warn_age)
-                confirm(f"submit {count} run(s) to {conn.describe()}", yes or count == 0)
+                what = f"submit {count} run(s)" + (f" and act on {work.count} trigger(s)" if work.count else "")
+                confirm(f"{what} to {conn.describe()}", yes or count + work.count == 0)
                 bar = ProgressBar(count, sys.stderr)
 
                 def progress(r: ApplyResult, final: bool = False) -> None:
@@ -219,6 +228,10 @@ def command(
                 if count:
                     Executor(ledger, target, conn.hatchet.admin, options, progress, result).run(spool)
                     progress(result, final=True)
+                if (work.count or work.skipped_changed or work.skipped_unknown) and not result.interrupted:
+                    index = lookup_triggers(planned)
+                    applier = TriggerApplier(ledger, target, conn.hatchet, index, options.stamp, conn.config.namespace)
+                    merge_triggers(result, work, applier.run(work))
     result.seconds = time.monotonic() - started
     if not wait or result.interrupted:
         report(result, output)
@@ -267,7 +280,11 @@ def _noting_manifests(planned: Iterator[PlannedRun], names: list[str]) -> Iterat
 
 
 def _workers(renderer: Rendering | None, workers: int, threshold: int) -> int:
-    """How many processes render: 1 (this one) for a saved plan or below the threshold."""
+    """How many processes render: 1 (this one) for a saved plan, below the threshold, or when the manifests
+    declare crons, schedules or events (the shard workers render runs only)."""
     if renderer is None or renderer.prepare() < threshold or not sys.executable:
+        return 1
+    if any(m.model.crons or m.model.schedules or m.model.events for m in renderer.manifests):
+        click.echo("note: the manifests declare crons, schedules or events: rendered in one process", err=True)
         return 1
     return workers or auto_workers()

@@ -31,6 +31,7 @@ from hatchet_manifest.plan.planfile import PlanWriter
 from hatchet_manifest.plan.planner import ACTIONS, Plan, PlannedRun, summary_line
 from hatchet_manifest.plan.reconcile import preview_settled, reconcile, unsettled
 from hatchet_manifest.plan.target import EMBEDDED_ADDRESS, Connection, choose_mode, connect, embedded_db
+from hatchet_manifest.plan.triggers import EngineTriggers, TriggerIndex
 from hatchet_manifest.plan_markdown import write_plan_markdown
 from hatchet_manifest.text import escape
 
@@ -132,7 +133,12 @@ def target_plan(
     else:
         lookup = EngineLookup(conn, ledger, conn.target, lookup_since(targs.lookup_window), adopt=write)
     baseline = baseline or LedgerBaseline(ledger, conn.target)
-    return Plan(renderer.runs(), baseline, names, conn.config.namespace, lookup), lookup, known_rows
+    triggers = None
+    if not targs.no_engine_lookup:
+        index = TriggerIndex(conn, since=lookup_since(targs.lookup_window))
+        triggers = EngineTriggers(index, conn.config.namespace)
+    plan = Plan(renderer.runs(), baseline, names, conn.config.namespace, lookup, triggers)
+    return plan, lookup, known_rows
 
 
 @contextlib.contextmanager
@@ -201,6 +207,23 @@ def lookup_warnings(plan: Plan, lookup: EngineLookup | None, known_rows: int, wa
                 "window would be re-created",
                 err=True,
             )
+
+
+def unmanaged_note(plan: Plan) -> None:
+    """Say which crons of the declared crons' workflows the tool does not manage (declared in code, made by hand
+    or by another tool): listed for information, never touched."""
+    source = plan.triggers
+    if not isinstance(source, EngineTriggers) or not source.cron_workflows:
+        return
+    crons = source.index.unmanaged_crons(source.cron_workflows)
+    for c in crons[:20]:
+        how = "declared in code" if c.method == "DEFAULT" else f"named {escape(c.name)!r}, not stamped by a manifest"
+        paused = ", paused" if not c.enabled else ""
+        click.echo(
+            f"unmanaged cron: {escape(c.workflow_name)} {escape(c.expression)!r} ({how}{paused}; left alone)", err=True
+        )
+    if len(crons) > 20:
+        click.echo(f"... and {len(crons) - 20} more unmanaged crons", err=True)
 
 
 def preflight_names(conn: Connection, names: WorkflowNames) -> None:
@@ -308,6 +331,7 @@ def _diff(
                 writer.finish(dict(summary), lambda keys: ledger.state_digest(target, keys))
                 click.echo(f"plan saved to {out}", err=True)
             lookup_warnings(plan, lookup, known_rows, targs.warn_age)
+            unmanaged_note(plan)
             preflight_names(conn, sent)
     say_warnings(renderer)
     changes = sum(summary[a] for a in ("create", "changed", "removed", "unknown"))

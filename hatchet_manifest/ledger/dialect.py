@@ -90,7 +90,10 @@ class Dialect(ABC, Generic[C]):
         self.page_end = f" ORDER BY key LIMIT {p}"
         self.manifest_totals = (
             f"SELECT manifest, count(*), min(created_at) FROM ledger_runs WHERE target_id = {p} "
-            f"AND state = 'submitted' AND {self.any_of('manifest')} GROUP BY manifest"
+            f"AND state = 'submitted' AND {self.any_of('manifest')} "
+            # crons, schedules and events are not runs (their keys' prefixes, apart from every run key's)
+            "AND substr(key, 1, 5) <> 'cron:' AND substr(key, 1, 9) <> 'schedule:' AND substr(key, 1, 6) <> 'event:' "
+            "GROUP BY manifest"
         )
         self.select_replays = f"SELECT key, attempts FROM ledger_replays WHERE target_id = {p} AND {self.any_of('key')}"
         self.upsert_replay = (

@@ -164,12 +164,12 @@ class BoundedProcess:
 
     def where(self) -> tuple[str, int | None, str]:
         """(file, line, entry) the worker was rendering, as far as it said."""
-        phase, manifest, entry = self._cell.get()
+        phase, manifest, entry, section = self._cell.get()
         if phase == PHASE_ENTRY and 0 <= manifest < len(self.manifests):
             m = self.manifests[manifest]
             with contextlib.suppress(Exception):
-                return m.file, m.doc.line_of(("runs", entry)), f"runs[{entry}]"
-            return m.file, None, f"runs[{entry}]"
+                return m.file, m.doc.line_of((section, entry)), f"{section}[{entry}]"
+            return m.file, None, f"{section}[{entry}]"
         return "", None, ""
 
     def bound_error(self, message: str) -> RenderBoundError:

@@ -7,12 +7,13 @@ import dataclasses
 import os
 from typing import Any
 
+from hatchet_manifest.manifest.build_triggers import trigger_fields
 from hatchet_manifest.manifest.caps import text_size
 from hatchet_manifest.manifest.compile import DuplicateKeyError
-from hatchet_manifest.manifest.entries import AnyEntry, Entry, ProblemLog, Skip, TemplateEntry, default_key
+from hatchet_manifest.manifest.entries import AnyEntry, Entry, Fields, ProblemLog, Skip, TemplateEntry, default_key
 from hatchet_manifest.manifest.model import TemplateItem
 from hatchet_manifest.manifest.opaque import unveil
-from hatchet_manifest.manifest.rendered import Limits, RenderedRun, canonical_json
+from hatchet_manifest.manifest.rendered import KEY_PREFIXES, TRIGGER_KINDS, Limits, RenderedRun, canonical_json
 from hatchet_manifest.manifest.validate import (
     SchemaRegistry,
     check_json,
@@ -49,6 +50,14 @@ def secret_in_key(key: str | None) -> str | None:
     return None
 
 
+def reserved_key(key: str | None) -> str | None:
+    """The problem with a run key that starts like a trigger's (`cron:`, `schedule:`, `event:`)."""
+    if key is not None and key.startswith(KEY_PREFIXES):
+        kinds = ", ".join(KEY_PREFIXES)
+        return f"run keys may not start with {kinds} (the keys of crons, schedules and events): got {key!r}"
+    return None
+
+
 class RunBuilder:
     """Turns evaluated entries into RenderedRun values; raises Skip after recording a run's problems."""
 
@@ -60,10 +69,11 @@ class RunBuilder:
 
     def build(self, entry: Entry, values: list[Any], where: str) -> RenderedRun:
         bad = False
+        f = entry.fields
         workflow = entry.workflow.build(values)
         error = check_workflow_name(workflow)
         if error:
-            self.log.at(entry, where, "workflow_name", error, ("workflow_name",))
+            self.log.at(entry, where, f.workflow, error, Fields.loc(f.workflow))
             bad = True
         try:
             data = entry.input.build(values)
@@ -74,26 +84,51 @@ class RunBuilder:
         masked: list[str] | None = None
         if entry.uses_secret:  # secrets masked: what is previewed, digested and planned
             masked = []
-            data = unveil(data, False, "input", masked)
-            raw_metadata = unveil(raw_metadata, False, "options.additional_metadata", masked)
+            data = unveil(data, False, f.input, masked)
+            raw_metadata = unveil(raw_metadata, False, f.metadata, masked)
         if not isinstance(data, dict):
-            self.log.at(entry, where, "input", f"must be an object, got {describe(data)}", ("input",))
+            self.log.at(entry, where, f.input, f"must be an object, got {describe(data)}", (f.input,))
             raise Skip()
         small = small_flat_json(data, self.limits.max_request_bytes)
         if not small:
             self.refuse_huge(entry, where, data)
-            for path, message in check_json(data, "input"):
-                self.log.at(entry, where, path, message, ("input", *path.split(".")[1:2]))
+            for path, message in check_json(data, f.input):
+                self.log.at(entry, where, path, message, (f.input, *path.split(".")[1:2]))
                 bad = True
         metadata = self.metadata(entry, raw_metadata, where)
         priority, error = check_priority(entry.priority.build(values))
         if error:
-            self.log.at(entry, where, "options.priority", error, ("options", "priority"))
+            self.log.at(entry, where, f.priority, error, Fields.loc(f.priority))
             bad = True
+        trigger = None
+        if entry.section != "runs":
+            trigger = trigger_fields(entry, values, where, self.log)
+            bad = bad or trigger is None
         if bad or metadata is None:
             raise Skip()
-        key = self.key(entry, values, workflow, data, metadata, where)
+        key = self.key(entry, values, workflow, data, metadata, where, trigger)
         self.check_size_and_schema(entry, where, workflow, data, metadata, small, masked)
+        if trigger is not None:
+            if entry.section == "crons":
+                trigger = {"name": key.split(":", 1)[1], **trigger}
+            elif entry.section == "events":
+                trigger = {"event_key": workflow, **trigger}
+            return RenderedRun(
+                key,
+                workflow,
+                data,
+                metadata,
+                priority,
+                entry.manifest.name,
+                entry.manifest.file,
+                entry.line,
+                where,
+                None,
+                None,
+                entry.uses_secret,
+                TRIGGER_KINDS[entry.section],
+                trigger,
+            )
         return RenderedRun(
             key,
             workflow,
@@ -115,14 +150,18 @@ class RunBuilder:
         limit = self.limits.max_request_bytes
         if text_size(data, 8 * limit)[0] > 8 * limit:  # its JSON text has more than half as many bytes
             self.log.at(
-                entry, where, "input", f"the run's request is more than {4 * limit} bytes, over the {limit}-byte limit"
+                entry,
+                where,
+                entry.fields.input,
+                f"the run's request is more than {4 * limit} bytes, over the {limit}-byte limit",
             )
             raise Skip()
 
     def metadata(self, entry: AnyEntry, raw: Any, where: str) -> dict[str, str] | None:
         if not isinstance(raw, dict):
-            self.log.at(entry, where, "options.additional_metadata", f"must be an object, got {describe(raw)}")
+            self.log.at(entry, where, entry.fields.metadata, f"must be an object, got {describe(raw)}")
             return None
+        path = entry.fields.metadata
         out: dict[str, str] = {}
         for k, v in raw.items():  # fast path: string keys, string or int values
             if type(k) is not str or "\x00" in k:
@@ -145,9 +184,9 @@ class RunBuilder:
                 self.log.at(
                     entry,
                     where,
-                    f"options.additional_metadata.{k}",
+                    f"{path}.{k}",
                     f"metadata values must be strings, numbers or booleans, got {shown}",
-                    ("options", "additional_metadata", k) if isinstance(entry, Entry) else (),
+                    (*Fields.loc(path), k) if isinstance(entry, Entry) else (),
                 )
                 ok = False
                 continue
@@ -162,14 +201,18 @@ class RunBuilder:
         data: dict[str, Any],
         metadata: dict[str, str],
         where: str,
+        trigger: dict[str, Any] | None = None,
     ) -> str:
+        """The run's key; a trigger's is prefixed with its kind (`cron:nightly`)."""
+        prefix = f"{TRIGGER_KINDS[entry.section]}:" if entry.section != "runs" else ""
         if entry.key is None:
-            return default_key(entry, workflow, data, metadata)
+            return default_key(entry, workflow, data, metadata, trigger, prefix)
+        f = entry.fields
         key, error = check_key(entry.key.build(values))
-        if key is None or (error := secret_in_key(key)):
-            self.log.at(entry, where, "key", str(error), ("key",))
+        if key is None or (error := secret_in_key(key) or (None if prefix else reserved_key(key))):
+            self.log.at(entry, where, f.key, str(error), Fields.loc(f.key))
             raise Skip()
-        return key
+        return prefix + key
 
     def check_size_and_schema(
         self,
@@ -190,10 +233,12 @@ class RunBuilder:
                 self.log.at(
                     entry,
                     where,
-                    "input",
+                    entry.fields.input,
                     f"the run's request is {size} bytes, over the {self.limits.max_request_bytes}-byte limit",
                 )
                 raise Skip()
+        if entry.section == "events":  # an event names no workflow: its payload has no default schema
+            return
         try:
             source = entry.schema_source if isinstance(entry, Entry) else None
             validator = (
@@ -210,7 +255,11 @@ class RunBuilder:
                 errors = [(path, message) for path, message in errors if not _under(path, masked)]
             for path, message in errors:
                 self.log.at(
-                    entry, where, path, scrub(message) if revealed else message, ("input", *path.split(".")[1:2])
+                    entry,
+                    where,
+                    path,
+                    scrub(message) if revealed else message,
+                    (entry.fields.input, *path.split(".")[1:2]),
                 )
             if errors:
                 raise Skip()
@@ -225,8 +274,8 @@ class RunBuilder:
         if metadata is None:
             raise Skip()
         bad = False
-        for path, message in check_json(data, "input"):
-            self.log.at(entry, where, path, scrub(message), ("input", *path.split(".")[1:2]))
+        for path, message in check_json(data, entry.fields.input):
+            self.log.at(entry, where, path, scrub(message), (entry.fields.input, *path.split(".")[1:2]))
             bad = True
         if bad:
             raise Skip()
@@ -256,7 +305,7 @@ class RunBuilder:
         key: str | None = None
         if item.key is not None:
             key, error = check_key(item.key)
-            error = error or secret_in_key(key)
+            error = error or secret_in_key(key) or reserved_key(key)
             if error:
                 self.log.at(entry, where, "key", error)
                 bad = True

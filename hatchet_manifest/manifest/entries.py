@@ -18,6 +18,33 @@ class Skip(Exception):
     """The current run has problems (already recorded)."""
 
 
+@dataclass(frozen=True)
+class Fields:
+    """Where the entries of a section keep what every entry has, as paths in messages (`a.b`); their location in
+    the entry is the path split on dots."""
+
+    workflow: str
+    key: str
+    input: str
+    metadata: str
+    priority: str
+
+    @staticmethod
+    def loc(path: str) -> tuple[str, ...]:
+        return tuple(path.split("."))
+
+
+RUN_FIELDS = Fields("workflow_name", "key", "input", "options.additional_metadata", "options.priority")
+SECTION_FIELDS = {
+    "runs": RUN_FIELDS,
+    "crons": Fields("workflow_name", "name", "input", "additional_metadata", "priority"),
+    "schedules": Fields("workflow_name", "key", "input", "additional_metadata", "priority"),
+    "events": Fields("event_key", "key", "payload", "additional_metadata", "priority"),
+}
+# Each trigger section's own fields, evaluated per item like the others (`allow_past` is plain data).
+TRIGGER_FIELDS = {"crons": ("expression", "enabled"), "schedules": ("trigger_at",), "events": ("scope",)}
+
+
 @dataclass
 class Entry:
     """A compiled structured run entry."""
@@ -38,6 +65,13 @@ class Entry:
     variables: dict[str, Any]
     expansions: list[tuple[dict[str, Any], Iterable[Any] | None]] = field(default_factory=list)
     count: int = 0
+    section: str = "runs"  # or a trigger section (crons, schedules, events)
+    extra: dict[str, Tree] = field(default_factory=dict)  # a trigger section's own fields (TRIGGER_FIELDS)
+    allow_past: bool = False  # schedules: a trigger_at in the past may be created
+
+    @property
+    def fields(self) -> Fields:
+        return SECTION_FIELDS[self.section]
 
 
 @dataclass
@@ -48,6 +82,8 @@ class TemplateEntry:
     index: int
     line: int
     items: list[tuple[TemplateItem, int]]
+    section = "runs"  # a template block is a run entry
+    fields = RUN_FIELDS
 
     @property
     def count(self) -> int:
@@ -75,7 +111,7 @@ class ProblemLog:
 
     def at(self, entry: AnyEntry, where: str, path: str, message: str, loc: tuple[str | int, ...] = ()) -> None:
         """A problem of one run of `entry`, at the line of `loc` inside the entry (or the entry's line)."""
-        line = entry.manifest.doc.line_of(("runs", entry.index, *loc)) if loc else entry.line
+        line = entry.manifest.doc.line_of((entry.section, entry.index, *loc)) if loc else entry.line
         self.add(entry.manifest.file, line, message, where, path)
 
     def raise_if_any(self) -> None:
@@ -83,9 +119,18 @@ class ProblemLog:
             raise ManifestError.of(self.problems, self.count)
 
 
-def default_key(entry: AnyEntry, workflow: str, data: dict[str, Any], metadata: dict[str, str]) -> str:
-    """`<manifest>/<entry>/<content digest>`: the key of a run entry that names none."""
-    return f"{entry.manifest.name}/{entry.index}/{content_digest(workflow, data, metadata)[:12]}"
+def default_key(
+    entry: AnyEntry,
+    workflow: str,
+    data: dict[str, Any],
+    metadata: dict[str, str],
+    trigger: dict[str, Any] | None = None,
+    prefix: str = "",
+) -> str:
+    """`<manifest>/<entry>/<content digest>`: the key of a run entry that names none (a trigger's: after its
+    kind's prefix, with its own fields in the digest, so that two schedules at two times differ)."""
+    content = metadata if trigger is None else {"metadata": metadata, "trigger": trigger}
+    return f"{prefix}{entry.manifest.name}/{entry.index}/{content_digest(workflow, data, content)[:12]}"
 
 
 def info(path: str, line: int) -> LeafInfo:

@@ -16,7 +16,15 @@ from hatchet_manifest.manifest.compile import (
     is_template,
     template_lineno,
 )
-from hatchet_manifest.manifest.entries import Entry, ProblemLog, TemplateEntry, info
+from hatchet_manifest.manifest.entries import (
+    SECTION_FIELDS,
+    TRIGGER_FIELDS,
+    Entry,
+    Fields,
+    ProblemLog,
+    TemplateEntry,
+    info,
+)
 from hatchet_manifest.manifest.expand import ExpandError, loop_items, matrix_combos
 from hatchet_manifest.manifest.loader import LoadedManifest, pydantic_problems
 from hatchet_manifest.manifest.model import RunEntry, TemplateItem
@@ -36,6 +44,9 @@ _SECRET_IN_VARS = (
 )
 
 
+_ABSENT = object()
+
+
 class EntryCompiler:
     """Compiles the run entries of manifests, recording problems in `log`."""
 
@@ -47,27 +58,42 @@ class EntryCompiler:
     def compile_entry(
         self, m: LoadedManifest, index: int, entry: RunEntry, variables: dict[str, Any]
     ) -> Entry | TemplateEntry | None:
-        doc = m.doc
-        where = f"runs[{index}]"
-        line = doc.line_of(("runs", index))
-        raw: dict[str, Any] = doc.data["runs"][index]
-        if index == 0:
-            self._secrets_in_vars(m)
+        """A run entry (a structured one, or a `template:` block)."""
         if entry.template is not None:
             return self.template_entry(m, index, entry.template, variables)
-        compiler = Compiler(self.env, lambda loc: doc.line_of(("runs", index, *loc)))
+        return self.compile_section_entry(m, "runs", index, variables)
+
+    def compile_section_entry(
+        self, m: LoadedManifest, section: str, index: int, variables: dict[str, Any], allow_past: bool = False
+    ) -> Entry | None:
+        """A structured entry of `section` (runs, crons, schedules, events): its leaves compiled into one
+        program, its loops sized."""
+        doc = m.doc
+        where = f"{section}[{index}]"
+        line = doc.line_of((section, index))
+        raw: dict[str, Any] = doc.data[section][index]
+        fields = SECTION_FIELDS[section]
+        compiler = Compiler(self.env, lambda loc: doc.line_of((section, index, *loc)))
+
+        def leaf(path: str, default: Any = None) -> Any:
+            value: Any = raw
+            for part in path.split("."):
+                value = value.get(part, _ABSENT) if isinstance(value, dict) else _ABSENT
+                if value is _ABSENT:
+                    return default
+            return value
+
         try:
-            workflow = compiler.tree(raw["workflow_name"], ("workflow_name",), "workflow_name")
-            key = compiler.tree(raw["key"], ("key",), "key") if "key" in raw else None
-            input_tree = compiler.tree(raw.get("input", {}), ("input",), "input")
-            options = raw.get("options", {})
-            metadata = compiler.tree(
-                options.get("additional_metadata", {}),
-                ("options", "additional_metadata"),
-                "options.additional_metadata",
-            )
-            priority = compiler.tree(options.get("priority"), ("options", "priority"), "options.priority")
+            workflow = compiler.tree(raw[fields.workflow], Fields.loc(fields.workflow), fields.workflow)
+            key_raw = leaf(fields.key, _ABSENT)
+            key = compiler.tree(key_raw, Fields.loc(fields.key), fields.key) if key_raw is not _ABSENT else None
+            input_tree = compiler.tree(leaf(fields.input, {}), Fields.loc(fields.input), fields.input)
+            metadata = compiler.tree(leaf(fields.metadata, {}), Fields.loc(fields.metadata), fields.metadata)
+            priority = compiler.tree(leaf(fields.priority), Fields.loc(fields.priority), fields.priority)
             when = compiler.tree(raw["when"], ("when",), "when") if "when" in raw else None
+            extra = {
+                name: compiler.tree(raw[name], (name,), name) for name in TRIGGER_FIELDS.get(section, ()) if name in raw
+            }
             program = compiler.finish()
         except LeafError as exc:
             self.leaf_problem(m, where, exc)
@@ -76,7 +102,7 @@ class EntryCompiler:
             m,
             index,
             line,
-            entry.as_,
+            str(raw.get("as", "item")),
             program,
             workflow,
             key,
@@ -84,9 +110,12 @@ class EntryCompiler:
             metadata,
             priority,
             when,
-            entry.input_schema,
+            raw.get("input_schema") if section == "runs" else None,
             "secret" in compiler.names,
             variables,
+            section=section,
+            extra=extra,
+            allow_past=allow_past,
         )
         try:
             self._expand(compiled, raw)
@@ -114,6 +143,10 @@ class EntryCompiler:
             text = f"{kind}: {message}"
         self.log.add(m.file, exc.leaf.line, text, where, exc.leaf.path)
 
+    def check_vars(self, m: LoadedManifest) -> None:
+        """Once per manifest, before its entries: secret() in `vars` is refused."""
+        self._secrets_in_vars(m)
+
     def _secrets_in_vars(self, m: LoadedManifest) -> None:
         """secret() in `vars` would never be called: vars are data, not rendered (their text would be sent)."""
         stack: list[tuple[tuple[str | int, ...], Any]] = [(("vars",), m.model.vars)]
@@ -135,7 +168,7 @@ class EntryCompiler:
     def _static(self, entry: Entry, value: Any, loc: tuple[str | int, ...], path: str, local: dict[str, Any]) -> Any:
         """Evaluate a value that is not per-run (for_each, matrix) in the entry's variables."""
         doc = entry.manifest.doc
-        compiler = Compiler(self.env, lambda sub: doc.line_of(("runs", entry.index, *sub)))
+        compiler = Compiler(self.env, lambda sub: doc.line_of((entry.section, entry.index, *sub)))
         tree = compiler.tree(value, loc, path)
         program = compiler.finish()
         return tree.build(program.run(program.context(entry.variables), dict(local)))
@@ -158,7 +191,7 @@ class EntryCompiler:
                 entry.count += n
         except ExpandError as exc:
             field = exc.path.split(".")[0]
-            line = entry.manifest.doc.line_of(("runs", entry.index, field))
+            line = entry.manifest.doc.line_of((entry.section, entry.index, field))
             raise LeafError(info(exc.path, line), RenderProblem(str(exc))) from None
 
     def template_entry(

@@ -15,11 +15,11 @@ from typing import Any, Protocol
 from hatchet_manifest.errors import ManifestError, Problem
 from hatchet_manifest.manifest.build import RunBuilder
 from hatchet_manifest.manifest.compile import LeafError, LeafInfo, RenderProblem
-from hatchet_manifest.manifest.entries import AnyEntry, Entry, ProblemLog, Skip, TemplateEntry, dup_hint, short
+from hatchet_manifest.manifest.entries import AnyEntry, Entry, Fields, ProblemLog, Skip, TemplateEntry, dup_hint, short
 from hatchet_manifest.manifest.keyset import KeySet
 from hatchet_manifest.manifest.loader import LoadedManifest
 from hatchet_manifest.manifest.prepare import EntryCompiler
-from hatchet_manifest.manifest.rendered import Limits, RenderedRun
+from hatchet_manifest.manifest.rendered import TRIGGER_KINDS, Limits, RenderedRun
 from hatchet_manifest.manifest.template import REVEAL_VAR, Environment
 from hatchet_manifest.manifest.validate import SchemaRegistry, describe
 from hatchet_manifest.manifest.values import Values, merge
@@ -32,8 +32,6 @@ class Rendering(Protocol):
 
 
 KEY_BATCH = 1024
-TRIGGER_SECTIONS = ("crons", "schedules", "events")
-NOT_YET = "declared, but this version renders and applies only runs yet: nothing is sent"
 SHARD_BLOCK = 1024  # a shard is made of blocks of consecutive items: block = ordinal // SHARD_BLOCK
 
 
@@ -60,9 +58,9 @@ class Renderer:
         self.warnings: list[str] = []  # said on stderr by the commands; never fatal
         self._entries: list[AnyEntry] | None = None
         self.overrides: dict[str, Any] = {}  # the merged values (-f, --set, ...), once prepared
-        # Told (manifest, entry index) as each run entry starts compiling or rendering: a render worker keeps it
+        # Told (manifest, entry index, section) as each entry starts compiling or rendering: a render worker keeps it
         # where its parent reads it if a bound stops the render (sandbox.py).
-        self.on_entry: Callable[[LoadedManifest, int], None] | None = None
+        self.on_entry: Callable[[LoadedManifest, int, str], None] | None = None
 
     def fresh(self) -> Renderer:
         """A new renderer of the same manifests, values and settings (nothing rendered yet)."""
@@ -103,15 +101,21 @@ class Renderer:
         entries: list[AnyEntry] = []
         for m in self.manifests:
             variables = merge(json.loads(json.dumps(m.model.vars)), overrides)
-            for section in TRIGGER_SECTIONS:
-                if getattr(m.model, section):
-                    self.log.add(m.file, m.doc.line_of((section,)), NOT_YET, section)
+            self.compiler.check_vars(m)
             for index, entry in enumerate(m.model.runs):
                 if self.on_entry is not None:
-                    self.on_entry(m, index)
+                    self.on_entry(m, index, "runs")
                 compiled = self.compiler.compile_entry(m, index, entry, variables)
                 if compiled is not None:
                     entries.append(compiled)
+            for section in TRIGGER_KINDS:
+                for index, trigger in enumerate(getattr(m.model, section)):
+                    if self.on_entry is not None:
+                        self.on_entry(m, index, section)
+                    allow_past = bool(getattr(trigger, "allow_past", False))
+                    compiled = self.compiler.compile_section_entry(m, section, index, variables, allow_past)
+                    if compiled is not None:
+                        entries.append(compiled)
         total = sum(e.count for e in entries)
         if total > self.limits.max_runs:
             self.log.add("", None, f"the manifests declare {total} runs, more than --max-runs {self.limits.max_runs}")
@@ -155,7 +159,7 @@ class Renderer:
         on_entry = self.on_entry
         for entry_no, entry in enumerate(self._entries):
             if on_entry is not None:
-                on_entry(entry.manifest, entry.index)
+                on_entry(entry.manifest, entry.index, entry.section)
             if isinstance(entry, TemplateEntry):
                 produced = self._template_runs(entry, start, shard)
             else:
@@ -179,7 +183,10 @@ class Renderer:
         dups = set(keys.add_batch([run.key for _, run in batch]))
         for i, (entry, run) in enumerate(batch):
             if i in dups:
-                self.log.at(entry, run.where, "key", f"duplicate key {run.key!r}" + dup_hint(entry), ("key",))
+                f = entry.fields
+                what = "a cron's name is its identity: names must be unique" if entry.section == "crons" else ""
+                message = f"duplicate key {run.key!r}" + (f" ({what})" if what else dup_hint(entry))
+                self.log.at(entry, run.where, f.key, message, Fields.loc(f.key))
             else:
                 yield run
 
@@ -210,7 +217,7 @@ class Renderer:
                     label = f"{as_name}={short(item)}" + (f", {label_base}" if label_base else "")
                 else:
                     label = label_base
-                where = f"runs[{entry.index}] ({label})" if label else f"runs[{entry.index}]"
+                where = f"{entry.section}[{entry.index}] ({label})" if label else f"{entry.section}[{entry.index}]"
                 try:
                     values = program.run(ctx, local)
                     if entry.when is not None:
@@ -254,7 +261,7 @@ def render(
 
 
 def when_info(entry: Entry) -> LeafInfo:
-    return LeafInfo("when", entry.manifest.doc.line_of(("runs", entry.index, "when")), "")
+    return LeafInfo("when", entry.manifest.doc.line_of((entry.section, entry.index, "when")), "")
 
 
 def when_problem(value: object) -> str:

@@ -99,13 +99,14 @@ class RenderWorkerError(RuntimeError):
 PHASE_START = 0  # reading its job and the values
 PHASE_ENTRY = 1  # compiling or rendering run entry (manifest, index)
 PHASE_DONE = 2
+SECTIONS = ("runs", "crons", "schedules", "events")  # the entry's section, by its number in the cell
 
 
 class ProgressCell:
-    """Three integers (phase, manifest number, entry index) in a private temporary file mapped by the parent and
+    """Four integers (phase, manifest number, entry index, section number) in a private temporary file mapped by the parent and
     its worker: written by the worker as each entry starts, read by the parent when the worker is stopped."""
 
-    _LAYOUT = struct.Struct("<iii")
+    _LAYOUT = struct.Struct("<iiii")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -119,15 +120,15 @@ class ProgressCell:
         os.ftruncate(fd, cls._LAYOUT.size)
         return cls(fd)
 
-    def set(self, phase: int, manifest: int = -1, entry: int = -1) -> None:
-        self._LAYOUT.pack_into(self._map, 0, phase, manifest, entry)
+    def set(self, phase: int, manifest: int = -1, entry: int = -1, section: str = "runs") -> None:
+        self._LAYOUT.pack_into(self._map, 0, phase, manifest, entry, SECTIONS.index(section))
 
-    def get(self) -> tuple[int, int, int]:
-        """(phase, manifest, entry); (PHASE_START, -1, -1) once closed."""
+    def get(self) -> tuple[int, int, int, str]:
+        """(phase, manifest, entry, section); (PHASE_START, -1, -1, "runs") once closed."""
         if self._map.closed:
-            return PHASE_START, -1, -1
-        phase, manifest, entry = self._LAYOUT.unpack_from(self._map, 0)
-        return phase, manifest, entry
+            return PHASE_START, -1, -1, "runs"
+        phase, manifest, entry, section = self._LAYOUT.unpack_from(self._map, 0)
+        return phase, manifest, entry, SECTIONS[section] if 0 <= section < len(SECTIONS) else "runs"
 
     def close(self) -> None:
         with contextlib.suppress(ValueError, OSError):

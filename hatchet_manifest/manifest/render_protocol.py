@@ -57,6 +57,8 @@ def _run_tuple(r: RenderedRun) -> tuple[Any, ...]:
         r.secret_input,
         r.secret_metadata,
         r.uses_secret,
+        r.kind,
+        r.trigger,
     )
 
 
@@ -74,7 +76,7 @@ def _serve(inp: IO[bytes], out: IO[bytes], cell: ProgressCell) -> None:
     job: RenderJob = pickle.load(inp)
     renderer = Renderer(job.manifests, job.values, job.limits, job.schema_dir, job.reveal)
     numbers = {id(m): k for k, m in enumerate(job.manifests)}
-    renderer.on_entry = lambda m, index: cell.set(PHASE_ENTRY, numbers[id(m)], index)
+    renderer.on_entry = lambda m, index, section: cell.set(PHASE_ENTRY, numbers[id(m)], index, section)
     try:
         count = renderer.prepare()
         entries = [(numbers[id(e.manifest)], e.index, e.count) for e in renderer.entries()]

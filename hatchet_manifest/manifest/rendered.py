@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,18 @@ from hatchet_manifest.manifest.access import Access
 from hatchet_manifest.manifest.validate import MAX_REQUEST_BYTES
 
 MAX_TEMPLATE_BYTES = 16 << 20
+
+# The sections that declare triggers, the kind each declares, and the prefix of its keys: a trigger's key is
+# `<kind>:<name or key>`, apart from every run key (run keys may not start with a kind and a colon).
+TRIGGER_KINDS = {"crons": "cron", "schedules": "schedule", "events": "event"}
+KEY_PREFIXES = tuple(f"{kind}:" for kind in TRIGGER_KINDS.values())
+
+
+def kind_of_key(key: str) -> str:
+    """The kind ("run", "cron", "schedule", "event") of a planned or recorded key."""
+    if key.startswith(KEY_PREFIXES):
+        return key.split(":", 1)[0]
+    return "run"
 
 
 @dataclass(frozen=True)
@@ -50,13 +62,22 @@ class RenderedRun:
     secret_input: dict[str, Any] | None = None
     secret_metadata: dict[str, str] | None = None
     uses_secret: bool = False  # its entry calls secret(), revealed or not
+    kind: str = "run"  # "run", or the trigger it is: "cron", "schedule", "event" (see TRIGGER_KINDS)
+    trigger: dict[str, Any] | None = None  # a trigger's own fields (cron: name, expression, enabled; ...)
 
     def to_dict(self) -> dict[str, Any]:
-        """The preview shape: {key, workflow_name, input, options: {additional_metadata, priority?}}."""
+        """The preview shape: {key, workflow_name, input, options: {additional_metadata, priority?}}; a trigger
+        adds {kind, <its fields>} (an event names no workflow: its `event_key` instead)."""
         options: dict[str, Any] = {"additional_metadata": self.additional_metadata}
         if self.priority is not None:
             options["priority"] = self.priority
-        return {"key": self.key, "workflow_name": self.workflow_name, "input": self.input, "options": options}
+        out = {"key": self.key, "workflow_name": self.workflow_name, "input": self.input, "options": options}
+        if self.trigger is not None:
+            out = {"key": self.key, "kind": self.kind, **self.trigger, **out}
+            if self.kind == "event":
+                del out["workflow_name"]
+                out["payload"] = out.pop("input")
+        return out
 
     def workflow_run(self, reveal: bool = False, stamps: dict[str, str] | None = None) -> dict[str, Any]:
         """The SDK's WorkflowRun dict; with reveal, secrets are real; `stamps` are added to the metadata."""
@@ -117,7 +138,7 @@ def json_digest(workflow_name: str, input_json: bytes, metadata_json: bytes) -> 
     return hashlib.sha256(b"".join(parts)).hexdigest()
 
 
-def content_digest(workflow_name: str, input: dict[str, Any], metadata: dict[str, str]) -> str:
+def content_digest(workflow_name: str, input: dict[str, Any], metadata: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON (`canonical_json`) of the list [name, input, metadata]: the digest plans
     compare, and the tail of default keys."""
     return json_digest(workflow_name, canonical_json(input), canonical_json(metadata))

@@ -60,9 +60,10 @@ class RenderedBaseline:
     def __init__(self, runs: Iterable[RenderedRun], namespace: str = "") -> None:
         self._db = sqlite3.connect("", isolation_level=None)  # a private temporary database on disk
         self._db.execute(
-            "CREATE TABLE runs (key TEXT PRIMARY KEY, digest TEXT, manifest TEXT, workflow TEXT, input TEXT, metadata TEXT)"
+            "CREATE TABLE runs (key TEXT PRIMARY KEY, digest TEXT, manifest TEXT, workflow TEXT, input TEXT, metadata TEXT,"
+            " trigger TEXT)"
         )
-        batch: list[tuple[str, str, str, str, str, str]] = []
+        batch: list[tuple[str, str, str, str, str, str, str | None]] = []
         self._db.execute("BEGIN")
         for run in runs:
             batch.append(
@@ -73,18 +74,29 @@ class RenderedBaseline:
                     run.workflow_name,
                     json.dumps(run.input),
                     json.dumps(run.additional_metadata),
+                    None if run.trigger is None else json.dumps(run.trigger),
                 )
             )
             if len(batch) == 1000:
-                self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?)", batch)
+                self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?)", batch)
                 batch.clear()
-        self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?)", batch)
+        self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?)", batch)
         self._db.execute("COMMIT")
 
     @staticmethod
-    def _row(row: tuple[str, str, str, str, str, str]) -> Known:
-        key, digest, manifest, workflow, data, metadata = row
-        return Known(key, digest, "declared", None, manifest, workflow, json.loads(data), json.loads(metadata))
+    def _row(row: tuple[str, str, str, str, str, str, str | None]) -> Known:
+        key, digest, manifest, workflow, data, metadata, trigger = row
+        return Known(
+            key,
+            digest,
+            "declared",
+            None,
+            manifest,
+            workflow,
+            json.loads(data),
+            json.loads(metadata),
+            None if trigger is None else json.loads(trigger),
+        )
 
     def lookup(self, keys: Sequence[str]) -> dict[str, Known]:
         return {

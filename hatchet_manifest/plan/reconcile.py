@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from hatchet_manifest.ledger import AdoptedRow, Ledger, LedgerEntry, Target
+from hatchet_manifest.manifest.rendered import KEY_PREFIXES
 from hatchet_manifest.plan.lookup import LookupError_, StampIndex
 from hatchet_manifest.plan.target import Connection
+from hatchet_manifest.plan.triggers import TriggerIndex, TriggerLookupError
 
 # Runs are looked up from a little before the oldest unsettled row was recorded (clock skew, slow writes).
 SLACK = timedelta(minutes=15)
@@ -42,12 +44,14 @@ def reconcile(
     for e in rows:
         by_manifest[e.manifest][e.key] = e
     recent = datetime.now(UTC) - timedelta(seconds=grace)
-    index = StampIndex(conn, since=min(e.created_at for e in rows) - SLACK)
+    since = min(e.created_at for e in rows) - SLACK
+    index = StampIndex(conn, since=since)
+    triggers = TriggerIndex(conn, since=since)
     try:
         for manifest, wanted in by_manifest.items():
             try:
-                found = index.find(manifest, list(wanted))
-            except LookupError_ as exc:
+                found = _find(index, triggers, manifest, list(wanted))
+            except (LookupError_, TriggerLookupError) as exc:
                 report.errors.append(str(exc))
                 report.still_unknown.extend(wanted)
                 continue
@@ -67,6 +71,19 @@ def reconcile(
     return report
 
 
+def _find(index: StampIndex, triggers: TriggerIndex, manifest: str, keys: list[str]) -> dict[str, tuple[str, str]]:
+    """key -> (engine id, digest it holds) of these keys found in the engine: runs by the run listing, crons,
+    schedules and events by their own (a run a cron started carries the cron's stamps: never taken for it)."""
+    runs = [k for k in keys if not k.startswith(KEY_PREFIXES)]
+    found = index.find(manifest, runs) if runs else {}
+    for key in keys:
+        if key.startswith(KEY_PREFIXES):
+            held = triggers.find(manifest, key)
+            if held:
+                found[key] = (held[0].id, held[0].digest)
+    return found
+
+
 def preview_settled(conn: Connection, rows: list[LedgerEntry]) -> tuple[dict[str, tuple[str, str]], list[str]]:
     """What `reconcile` would find, without writing: key -> (run id, digest the engine holds) of the unsettled
     `rows` found in the engine, and the errors met (for `diff`, which never writes to the ledger)."""
@@ -77,12 +94,14 @@ def preview_settled(conn: Connection, rows: list[LedgerEntry]) -> tuple[dict[str
     by_manifest: dict[str, list[str]] = defaultdict(list)
     for e in rows:
         by_manifest[e.manifest].append(e.key)
-    index = StampIndex(conn, since=min(e.created_at for e in rows) - SLACK)
+    since = min(e.created_at for e in rows) - SLACK
+    index = StampIndex(conn, since=since)
+    triggers = TriggerIndex(conn, since=since)
     try:
         for manifest, keys in by_manifest.items():
             try:
-                found.update(index.find(manifest, keys))
-            except LookupError_ as exc:
+                found.update(_find(index, triggers, manifest, keys))
+            except (LookupError_, TriggerLookupError) as exc:
                 errors.append(str(exc))
     finally:
         index.close()
