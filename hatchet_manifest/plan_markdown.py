@@ -58,6 +58,11 @@ def changes(p: PlannedRun) -> list[tuple[str, Any, Any]] | None:
     for name in sorted(set(old_in) | set(new_in)):
         if old_in.get(name, _ABSENT) != new_in.get(name, _ABSENT):
             out.append((f"input.{name}", old_in.get(name, _ABSENT), new_in.get(name, _ABSENT)))
+    if k.trigger is not None and r.trigger is not None:  # a cron's expression, a schedule's time, ...
+        for name in sorted(set(k.trigger) | set(r.trigger)):
+            before, after = k.trigger.get(name, _ABSENT), r.trigger.get(name, _ABSENT)
+            if name != "allow_past" and before != after:
+                out.append((name, before, after))
     old_md = user_metadata(dict(k.additional_metadata or {}))
     new_md = user_metadata(dict(r.additional_metadata))
     for name in sorted(set(old_md) | set(new_md)):
@@ -84,11 +89,28 @@ class _Manifest:
     items: dict[str, list[str]] = field(default_factory=lambda: {a: [] for a in LISTED})
 
 
+def _trigger(rec: dict[str, Any]) -> str:
+    """A cron's expression and next firings (or paused), a schedule's time, an event's key."""
+    kind = rec.get("kind")
+    if kind == "cron":
+        text = f" cron {code(str(rec.get('expression', '')), 80)}"
+        if rec.get("enabled") is False:
+            return text + " (paused)"
+        nexts = rec.get("next") or []
+        return text + (f" next {', '.join(code(t, 40) for t in nexts)}" if nexts else "")
+    if kind == "schedule":
+        return f" at {code(str(rec.get('trigger_at', '')), 40)}"
+    if kind == "event":
+        return f" event {code(str(rec.get('event_key', '')), 80)}"
+    return ""
+
+
 def _item(p: PlannedRun) -> str:
     rec = p.to_dict()
     line = f"- {code(p.key)}"
     if rec.get("workflow_name"):
         line += f" {code(str(rec['workflow_name']), 80)}"
+    line += _trigger(rec)
     if p.action == "create" and rec.get("input") is not None:
         line += f" input {code(compact(rec['input']))}"
     elif p.action == "changed":

@@ -184,11 +184,12 @@ class TriggerApplier:
         return run.secret_input if run.secret_input is not None else run.input
 
     def _held(self, p: PlannedRun) -> list[Known]:
-        if p.held:
-            return list(p.held)
+        """What the engine holds under the key now (the plan's account, or the ledger's, without an index)."""
         manifest = p.run.manifest if p.run is not None else p.known.manifest if p.known is not None else ""
         if self.index is not None:
             return [h.known() for h in self.index.find(manifest, p.key)]
+        if p.held:
+            return list(p.held)
         if p.known is not None and p.known.run_id and p.known.state == "submitted":
             return [p.known]  # the ledger's account (no engine lookup)
         return []

@@ -28,10 +28,12 @@ from hatchet_manifest.manifest.sandbox import Rendering
 from hatchet_manifest.outcomes.read import Reader, Scope
 from hatchet_manifest.output import CheckProgress, ProgressBar
 from hatchet_manifest.plan import workflows
+from hatchet_manifest.plan.lookup import lookup_since
 from hatchet_manifest.plan.names import WorkflowNames
 from hatchet_manifest.plan.planfile import find_plan
 from hatchet_manifest.plan.planner import PlannedRun, summary_line
 from hatchet_manifest.plan.target import connect
+from hatchet_manifest.plan.triggers import TriggerIndex
 from hatchet_manifest.text import escape, safe_message
 
 
@@ -230,6 +232,8 @@ def command(
                     progress(result, final=True)
                 if (work.count or work.skipped_changed or work.skipped_unknown) and not result.interrupted:
                     index = lookup_triggers(planned)
+                    if index is None and plan_file is not None:  # a saved plan: applied to what the engine holds now
+                        index = TriggerIndex(conn, since=lookup_since(targs.lookup_window))
                     applier = TriggerApplier(ledger, target, conn.hatchet, index, options.stamp, conn.config.namespace)
                     merge_triggers(result, work, applier.run(work))
     result.seconds = time.monotonic() - started

@@ -55,7 +55,7 @@ def emit(
             summary[p.action] += 1
             if writer is not None:
                 writer.add(p)
-            if workflows is not None and p.run is not None and p.action != "unchanged":
+            if workflows is not None and p.run is not None and p.action != "unchanged" and p.run.kind != "event":
                 workflows.add(p.run)
             yield p
 

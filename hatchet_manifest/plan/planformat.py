@@ -73,14 +73,44 @@ class HeaderModel(_Strict):
 class RunModel(_Strict):
     key: str
     action: Action
-    workflow_name: str | None
-    input: dict[str, Any] | None
+    workflow_name: str | None = None  # an event names none: its event_key
+    input: dict[str, Any] | None = None  # an event's: its payload
     additional_metadata: dict[str, str] | None
     priority: int | None = None
     manifest: str
     digest: str = Field(pattern=r"^[0-9a-f]{64}$")
     run_id: str | None = Field(default=None, min_length=1, max_length=1024)
     secret: Literal[True] | None = None
+    # crons, schedules and events (PlannedRun.to_dict): their kind, own fields, what changed, their engine ids
+    kind: Literal["cron", "schedule", "event"] | None = None
+    name: str | None = Field(default=None, max_length=1024)
+    expression: str | None = Field(default=None, max_length=1000)
+    enabled: bool | None = None
+    next: list[str] | None = Field(default=None, max_length=10)
+    trigger_at: str | None = Field(default=None, max_length=64)
+    allow_past: bool | None = None
+    event_key: str | None = Field(default=None, max_length=1024)
+    payload: dict[str, Any] | None = None
+    scope: str | None = Field(default=None, max_length=255)
+    changes: list[str] | None = Field(default=None, max_length=20)
+    id: str | None = Field(default=None, min_length=1, max_length=1024)
+    ids: list[str] | None = Field(default=None, max_length=1000)
+
+    def trigger(self) -> dict[str, Any] | None:
+        """A trigger's own fields, as RenderedRun.trigger holds them (None for a run)."""
+        if self.kind == "cron":
+            return {"name": self.name, "expression": self.expression, "enabled": self.enabled}
+        if self.kind == "schedule":
+            return {"trigger_at": self.trigger_at, "allow_past": bool(self.allow_past)}
+        if self.kind == "event":
+            return {"event_key": self.event_key, "scope": self.scope}
+        return None
+
+    def as_run(self) -> RunModel:
+        """An event's record with its key and payload where a run's workflow and input are."""
+        if self.kind != "event":
+            return self
+        return self.model_copy(update={"workflow_name": self.event_key, "input": self.payload})
 
 
 class TrailerModel(_Strict):

@@ -258,7 +258,9 @@ class Plan:
                 self.trigger_manifests.add(run.manifest)
                 planned = self._triggers.plan(run, digest, k) if self._triggers is not None else None
                 if planned is None:
-                    planned = PlannedRun(classify_trigger(run, digest, k, self._namespace), run.key, digest, run, k)
+                    action = classify_trigger(run, digest, k, self._namespace)
+                    fields = () if k is None or k.trigger is None else tuple(changes(run, k, self._namespace))
+                    planned = PlannedRun(action, run.key, digest, run, k, fields if action == "changed" else ())
                 self.count(planned.action, run.manifest)
                 yield planned
                 continue

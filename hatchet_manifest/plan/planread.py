@@ -128,12 +128,15 @@ class PlanFile(PlanVerifier):
     def _planned(self) -> Iterator[PlannedRun]:
         for index, (line, rec) in enumerate(self._records()):
             action: Action = rec["action"]
+            ident = rec.get("run_id") or rec.get("id")
+            known = Known(rec["key"], "", "submitted", ident, rec.get("manifest", "")) if ident else None
+            changes = tuple(rec.get("changes") or ())
+            held = tuple(Known(rec["key"], "", "submitted", i, rec.get("manifest", "")) for i in rec.get("ids") or ())
             if action == "removed":
-                yield PlannedRun("removed", rec["key"], rec["digest"], None, None)
+                yield PlannedRun("removed", rec["key"], rec["digest"], None, known, changes, held)
                 continue
             run = self._rendered(rec, line, f"runs[{index}]")
-            known = Known(rec["key"], "", "submitted", rec.get("run_id")) if rec.get("run_id") else None
-            yield PlannedRun(action, rec["key"], rec["digest"], run, known)
+            yield PlannedRun(action, rec["key"], rec["digest"], run, known, changes, held)
 
     def check_fresh(self, ledger: Ledger, target: Target, namespace: str) -> None:
         """Refuse a plan made for another target or namespace, or computed against a ledger state that has

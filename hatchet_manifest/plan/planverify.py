@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from hatchet_manifest.errors import ConfigError, Problem
 from hatchet_manifest.manifest.keyset import KeySet
 from hatchet_manifest.manifest.model import NAME_PATTERN
-from hatchet_manifest.manifest.rendered import RenderedRun, canonical_json
+from hatchet_manifest.manifest.rendered import RenderedRun, canonical_json, kind_of_key
 from hatchet_manifest.manifest.validate import check_key, check_priority, check_workflow_name, json_depth_over
 from hatchet_manifest.plan.planformat import (
     KIND,
@@ -215,11 +215,17 @@ class PlanVerifier:
             return
         digest.update(canonical_json(record) + b"\n")
         try:
-            run = RunModel.model_validate(record)
+            run = RunModel.model_validate(record).as_run()
         except ValidationError as exc:
             self._pydantic(exc, line, where)
             return
         self._counts[run.action] += 1
+        if (run.kind or "run") != kind_of_key(run.key):
+            self._problem(line, f"a key {quote(run.key)} is not of kind {quote(run.kind or 'run')}", where, "kind")
+        elif run.kind is not None and run.action != "removed" and None in (run.trigger() or {}).values():
+            missing = [k for k, v in (run.trigger() or {}).items() if v is None and k != "scope"]
+            if missing:
+                self._problem(line, f"must be set for a {run.kind} to {run.action}", where, missing[0])
         problems_before = self._problem_count
         _, error = check_key(run.key)
         if error:
@@ -310,14 +316,17 @@ class PlanVerifier:
                 self._problem(line, str(err["msg"]), where, ".".join(loc))
 
     def _rendered(self, rec: dict[str, Any], line: int, where: str) -> RenderedRun:
+        model = RunModel.model_validate(rec).as_run()
         return RenderedRun(
-            rec["key"],
-            rec["workflow_name"],
-            rec["input"],
-            rec["additional_metadata"],
-            rec.get("priority"),
-            rec["manifest"],
+            model.key,
+            model.workflow_name or "",
+            model.input or {},
+            model.additional_metadata or {},
+            model.priority,
+            model.manifest,
             self._shown,
             line,
             where,
+            kind=model.kind or "run",
+            trigger=model.trigger(),
         )
