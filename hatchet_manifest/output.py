@@ -23,6 +23,26 @@ import yaml
 from hatchet_manifest.text import UNSAFE, escape, json_safe
 
 FORMATS = ("yaml", "json", "jsonl", "table")
+API_VERSION = "hatchet-manifest/v1"  # every JSON and YAML document the commands print says it, with its `kind`
+
+
+def versioned(kind: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A document's head: its format version and kind (schemas/output/<kind>.schema.json describes it)."""
+    return {"apiVersion": API_VERSION, "kind": kind, **(body or {})}
+
+
+def run_shape(record: dict[str, Any]) -> dict[str, Any]:
+    """A planned run's record (PlannedRun.to_dict, flat as saved plans hold it) in the shape every output gives
+    a run: `options: {additional_metadata, priority?}` as `run_workflows` takes them (render's shape)."""
+    options = {name: record[name] for name in ("additional_metadata", "priority") if name in record}
+    out: dict[str, Any] = {}
+    for name, value in record.items():
+        if name not in options:
+            out[name] = value
+            if name in ("input", "payload"):
+                out["options"] = options
+    out.setdefault("options", options)
+    return out
 
 
 _COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -53,9 +73,18 @@ def _yaml_item(rec: dict[str, Any]) -> str:
     return text
 
 
-def write_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO, columns: list[str] | None = None) -> int:
+def write_records(
+    records: Iterable[dict[str, Any]],
+    fmt: str,
+    out: TextIO,
+    columns: list[str] | None = None,
+    head: dict[str, Any] | None = None,
+) -> int:
     """Write records in `fmt`; returns how many were written. `json` is one list and `yaml` a list of items, each
-    written whole or not at all (see whole_document); `jsonl` and `table` stream."""
+    written whole or not at all (see whole_document); `jsonl` and `table` stream. With `head` (`versioned`), `json`
+    and `yaml` are one object: the head's fields, then the records as `runs`."""
+    if head is not None and fmt in ("json", "yaml"):
+        return _write_document(records, fmt, out, head)
     count = 0
     if fmt == "jsonl":
         encode = _COMPACT.encode
@@ -88,6 +117,24 @@ def write_records(records: Iterable[dict[str, Any]], fmt: str, out: TextIO, colu
         count = write_table(records, out, columns)
     else:
         raise ValueError(f"unknown format {fmt}")
+    return count
+
+
+def _write_document(records: Iterable[dict[str, Any]], fmt: str, out: TextIO, head: dict[str, Any]) -> int:
+    count = 0
+    with whole_document(out) as doc:
+        if fmt == "json":
+            doc.write(json_safe(_json(head, 2))[:-2] + ',\n  "runs": [')
+            for count, rec in enumerate(records, 1):
+                doc.write(("," if count > 1 else "") + "\n    " + json_safe(_json(rec, 2)).replace("\n", "\n    "))
+            doc.write("\n  ]\n}\n" if count else "]\n}\n")
+        else:
+            doc.write(yaml.safe_dump(head, sort_keys=False, allow_unicode=False, width=120) + "runs:")
+            for rec in records:
+                doc.write(("\n" if count == 0 else "") + _yaml_item(rec))
+                count += 1
+            if not count:
+                doc.write(" []\n")
     return count
 
 
@@ -228,6 +275,7 @@ def write_plan_json(
     records: Iterable[dict[str, Any]], out: TextIO, head: dict[str, Any], tail: Callable[[], dict[str, Any]]
 ) -> None:
     """{...head, "runs": [...], ...tail()}: tail computed after the runs; written whole or not at all."""
+    head = versioned("Plan", head)
     with whole_document(out) as doc:
         doc.write(json_safe(_COMPACT.encode(head))[:-1] + ',"runs":[')
         first = True

@@ -26,7 +26,7 @@ from hatchet_manifest.commands.session import TargetArgs, confirm, target_lock, 
 from hatchet_manifest.errors import ConfigError, ManifestError
 from hatchet_manifest.manifest.sandbox import Rendering
 from hatchet_manifest.outcomes.read import Reader, Scope
-from hatchet_manifest.output import CheckProgress, ProgressBar
+from hatchet_manifest.output import CheckProgress, ProgressBar, versioned
 from hatchet_manifest.plan import workflows
 from hatchet_manifest.plan.lookup import lookup_since
 from hatchet_manifest.plan.names import WorkflowNames
@@ -39,7 +39,7 @@ from hatchet_manifest.text import escape, safe_message
 
 def report(result: ApplyResult, output: str) -> None:
     if output == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(json.dumps(versioned("ApplyResult", result.to_dict()), indent=2))
         return
     counts = result.counts
     stopped = ""

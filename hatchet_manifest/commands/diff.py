@@ -21,7 +21,7 @@ from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Ledger, Target, open_ledger
 from hatchet_manifest.ledger.values import NoLedgerError
 from hatchet_manifest.manifest.sandbox import BoundedRenderer, Rendering
-from hatchet_manifest.output import whole_document, write_plan_json, write_plan_text
+from hatchet_manifest.output import run_shape, whole_document, write_plan_json, write_plan_text
 from hatchet_manifest.plan import workflows
 from hatchet_manifest.plan.baseline import LedgerBaseline, RenderedBaseline, SettledBaseline
 from hatchet_manifest.plan.gitbase import checkout_paths
@@ -63,12 +63,15 @@ def emit(
         for p in noted():
             yield p.to_dict()
 
+    def shaped() -> Iterator[dict[str, Any]]:
+        return (run_shape(r) for r in records())
+
     try:
         if output == "markdown":
             with whole_document(sys.stdout) as doc:
                 write_plan_markdown(noted(), doc, _against(head))
         elif output == "json":
-            write_plan_json(records(), sys.stdout, head, lambda: {"summary": dict(summary)})
+            write_plan_json(shaped(), sys.stdout, head, lambda: {"summary": dict(summary)})
         else:
             write_plan_text(records(), sys.stdout, show_unchanged)
             click.echo(summary_line(summary))

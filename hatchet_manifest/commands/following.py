@@ -27,6 +27,7 @@ from hatchet_manifest.manifest.selector import Selector
 from hatchet_manifest.outcomes.follow import EXIT_CODES, Followed, Follower, FollowOptions
 from hatchet_manifest.outcomes.read import Reader, Snapshot
 from hatchet_manifest.outcomes.tally import Outcome, Tally
+from hatchet_manifest.output import versioned
 from hatchet_manifest.plan.target import Connection, EngineMode, connect
 from hatchet_manifest.text import escape
 
@@ -224,6 +225,7 @@ def report(
     code = EXIT_CODES[outcome]
     if output in ("json", "jsonl"):
         doc = {
+            **versioned("Status"),
             **(extra or {}),
             "outcome": outcome,
             "timed_out": timed_out,

@@ -9,14 +9,16 @@ from typing import Any
 import click
 
 from hatchet_manifest.commands.options import RenderArgs, render_options, say_warnings
-from hatchet_manifest.output import FORMATS, run_row, write_records
+from hatchet_manifest.output import FORMATS, run_row, versioned, write_records
 
 
 @click.command("render")
 @render_options
 @click.option("-o", "--output", type=click.Choice(FORMATS), default="yaml", show_default=True)
 def command(output: str, **kw: Any) -> None:
-    """Print the rendered runs: {key, workflow_name, input, options}. Secrets show as ***.
+    """Print the rendered runs: {key, workflow_name, input, options} (crons, schedules and events with their kind
+    and fields). Secrets show as ***. `json` and `yaml`: {apiVersion, kind: RunList, runs: [...]}
+    (schemas/output/run-list.schema.json); `jsonl`: a run a line.
 
     `json` and `yaml` are printed once every run is rendered and valid: when any run is invalid, stdout stays
     empty, the problems are listed on stderr and the exit code is 1. `jsonl` and `table` stream as the runs are
@@ -27,5 +29,5 @@ def command(output: str, **kw: Any) -> None:
         records = (r.to_dict() for r in renderer.runs())
         if output == "table":
             records = (run_row(r) for r in records)
-        write_records(records, output, sys.stdout)
+        write_records(records, output, sys.stdout, head=versioned("RunList"))
     say_warnings(renderer)

@@ -65,7 +65,7 @@ def test_init_writes_a_layout_that_validates_and_renders(tmp_path: Path, run_cli
     assert "1 manifest(s), 3 run(s): valid" in valid.stderr
     rendered = run_cli("render", "manifests/", "-o", "json")
     assert rendered.exit_code == 0, rendered.stderr
-    runs = json.loads(rendered.stdout)
+    runs = json.loads(rendered.stdout)["runs"]
     assert [r["key"] for r in runs] == [f"example-report-2026-01-0{d}" for d in (1, 2, 3)]
     assert runs[0]["input"] == {"day": "2026-01-01"}
     diff = run_cli("diff", "manifests/", "--detailed-exitcode")

@@ -33,7 +33,7 @@ def test_env_reads_only_what_the_operator_allows(
     ) in refused.stderr
     flags = run_cli("render", str(path), "-o", "json", "--allow-env", "REGION", "--allow-env", "BACKFILL_*")
     assert flags.exit_code == 0, flags.stderr
-    assert json.loads(flags.stdout)[0]["input"] == {"v0": "eu", "v1": "2026-01-01"}
+    assert json.loads(flags.stdout)["runs"][0]["input"] == {"v0": "eu", "v1": "2026-01-01"}
     from_env = run_cli("render", str(path), "-o", "json", env={"HATCHET_MANIFEST_ALLOW_ENV": "REGION, BACKFILL_*"})
     assert from_env.exit_code == 0 and from_env.stdout == flags.stdout
     joined = run_cli(  # the command line adds to the environment's list
@@ -49,7 +49,7 @@ def test_env_reads_only_what_the_operator_allows(
         in result.stderr
     )
     exact = run_cli("render", str(creds), "-o", "json", "--allow-env", "BACKFILL_DB_PASSWORD")
-    assert exact.exit_code == 0 and json.loads(exact.stdout)[0]["input"] == {"v0": "pgpw-1234"}
+    assert exact.exit_code == 0 and json.loads(exact.stdout)["runs"][0]["input"] == {"v0": "pgpw-1234"}
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_secret_reads_only_what_the_operator_allows(tmp_path: Path, run_cli: Run
     ):
         result = run_cli("render", str(path), "-o", "json", *args, env=env)
         assert result.exit_code == 0, result.stderr
-        assert json.loads(result.stdout)[0]["input"] == {"x": "***"}
+        assert json.loads(result.stdout)["runs"][0]["input"] == {"x": "***"}
 
 
 def test_a_values_file_or_manifest_cannot_allow_anything(tmp_path: Path, run_cli: RunCli) -> None:

@@ -100,6 +100,6 @@ def test_examples_match_the_published_schema(path: Any) -> None:
 def test_render_all_examples_through_the_cli(run_cli: RunCli) -> None:
     result = run_cli("render", str(MANIFESTS), "--schema-dir", str(ROOT / "schemas" / "inputs"), "-o", "json")
     assert result.exit_code == 0, result.stderr
-    runs = json.loads(result.stdout)
+    runs = json.loads(result.stdout)["runs"]
     assert len(runs) == 1 + 20 + 7 + 4
     assert result.stderr == ""

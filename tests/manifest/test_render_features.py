@@ -211,9 +211,9 @@ def test_selector_filters_manifests_by_labels(tmp_path: Path, run_cli: RunCli) -
             f"{name}.yaml",
         )
     result = run_cli("render", str(tmp_path), "-l", "team=ml", "-o", "json")
-    assert [r["key"] for r in json.loads(result.stdout)] == ["b"]
+    assert [r["key"] for r in json.loads(result.stdout)["runs"]] == ["b"]
     result = run_cli("render", str(tmp_path), "-l", "team!=ml,team", "-o", "json")
-    assert [r["key"] for r in json.loads(result.stdout)] == ["a"]
+    assert [r["key"] for r in json.loads(result.stdout)["runs"]] == ["a"]
     assert run_cli("render", str(tmp_path), "-l", "te am=x").exit_code == 1
 
 
@@ -338,11 +338,15 @@ def test_render_formats(tmp_path: Path, run_cli: RunCli, fmt: str) -> None:
         for i in (1, 2)
     ]
     if fmt == "json":
-        assert json.loads(result.stdout) == expected
+        assert json.loads(result.stdout) == {"apiVersion": "hatchet-manifest/v1", "kind": "RunList", "runs": expected}
     elif fmt == "jsonl":
         assert [json.loads(line) for line in result.stdout.splitlines()] == expected
     elif fmt == "yaml":
-        assert yaml.safe_load(result.stdout) == expected
+        assert yaml.safe_load(result.stdout) == {
+            "apiVersion": "hatchet-manifest/v1",
+            "kind": "RunList",
+            "runs": expected,
+        }
     else:
         lines = result.stdout.splitlines()
         assert lines[0].split() == ["KEY", "WORKFLOW", "INPUT", "METADATA", "PRIORITY"]

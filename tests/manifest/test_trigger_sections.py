@@ -24,7 +24,7 @@ def test_trigger_sections_render_with_loops_and_their_own_fields(tmp_path: Path,
     )
     result = run_cli("render", str(path), "-o", "json")
     assert result.exit_code == 0, result.stderr
-    rendered = {r["key"]: r for r in json.loads(result.stdout)}
+    rendered = {r["key"]: r for r in json.loads(result.stdout)["runs"]}
     assert rendered["cron:nightly-eu"] == {
         "key": "cron:nightly-eu",
         "kind": "cron",

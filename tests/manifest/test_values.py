@@ -130,4 +130,4 @@ def test_values_and_set_reach_the_runs(tmp_path: Path, run_cli: RunCli) -> None:
     values.write_text("count: 5\n")
     result = run_cli("render", "manifests/bulk-parent.yaml", "-o", "json", "-f", str(values), "--set", "count=2")
     assert result.exit_code == 0, result.stderr
-    assert len(json.loads(result.stdout)) == 2
+    assert len(json.loads(result.stdout)["runs"]) == 2

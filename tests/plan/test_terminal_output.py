@@ -93,9 +93,9 @@ def test_values_are_escaped_in_tables_and_diff_and_exact_in_json_and_yaml(projec
         result = clean(run_cli("render", "manifests/nasty.yaml", "-o", fmt))
         assert result.exit_code == 0, result.stderr
         if fmt == "yaml":
-            [run] = yaml.safe_load(result.stdout)
+            [run] = yaml.safe_load(result.stdout)["runs"]
         elif fmt == "json":
-            [run] = json.loads(result.stdout)
+            [run] = json.loads(result.stdout)["runs"]
         else:
             run = json.loads(result.stdout)
         assert run["input"] == {"text": NASTY} and run["options"]["additional_metadata"] == {"note": NASTY}

@@ -18,7 +18,7 @@ from tests.triggers.conftest import cli_env, json_out, write
 
 EVENTS = """\
 events:
-  - event_key: user:created
+  - event_key: order:refunded
     for_each: "{{ range(N) }}"
     key: "user-{{ item }}"
     payload: {id: "{{ item }}", note: "from git"}
@@ -40,25 +40,25 @@ def test_events_are_pushed_once_and_start_their_workflows(
     run_cli: RunCli, engine: Engine, worker: None, tmp_path: Path
 ) -> None:
     env = cli_env(engine, tmp_path / "state")
-    path = write(tmp_path / "e.yaml", "evonce", EVENTS.replace("N", "1005"))  # two BulkPush calls
+    path = write(tmp_path / "e.yaml", "evonce", EVENTS.replace("N", "1001"))  # two BulkPush calls
     plan = run_cli("diff", str(path), "--engine", "remote", "-o", "json", env=env)
     records = json_out(plan.stdout)["runs"]
-    assert len(records) == 1005 and {r["action"] for r in records} == {"create"}
-    assert records[0]["event_key"] == "user:created" and records[0]["payload"] == {"id": 0, "note": "from git"}
+    assert len(records) == 1001 and {r["action"] for r in records} == {"create"}
+    assert records[0]["event_key"] == "order:refunded" and records[0]["payload"] == {"id": 0, "note": "from git"}
     result = run_cli("apply", str(path), "--engine", "remote", "-y", env=env)
-    assert result.exit_code == 0 and "1005 event pushed" in result.stdout, result.stdout + result.stderr
-    assert len(events_of(engine, "evonce")) == 1005
+    assert result.exit_code == 0 and "1001 event pushed" in result.stdout, result.stdout + result.stderr
+    assert len(events_of(engine, "evonce")) == 1001
     done = wait_for(
         "the runs the events started to complete",
-        lambda: (rs := runs_of(engine, "evonce", "UserCreated")) and all(r.status == "COMPLETED" for r in rs) and rs,
+        lambda: (rs := runs_of(engine, "evonce", "OrderPaid")) and all(r.status == "COMPLETED" for r in rs) and rs,
         timeout=120,
     )
-    assert len(done) == 1005  # UserCreated matches user:created; UserAny (user:*) too
-    assert len(runs_of(engine, "evonce", "UserAny")) == 1005
+    assert len(done) == 1001  # OrderPaid's on_events: order:paid, order:refunded; no other workflow matches
+    assert runs_of(engine, "evonce", "UserAny") == []
     assert {r.input["note"] for r in done} == {"from git"}
     again = run_cli("apply", str(path), "--engine", "remote", "-y", env=env)
     assert again.exit_code == 0 and "Triggers:" not in again.stdout, again.stdout
-    assert len(events_of(engine, "evonce")) == 1005
+    assert len(events_of(engine, "evonce")) == 1001
 
 
 def test_a_kill_between_push_and_record_never_pushes_twice(

@@ -87,4 +87,4 @@ def test_a_pull_request_diff_against_git_shows_trigger_changes(
     assert '`expression`: `"0 1 * * *"` → `"0 2 * * *"`' in markdown
     text = run_cli("diff", "manifests/t.yaml", "--base", "main").stdout
     assert "~ cron:planned  Tick  cron '0 2 * * *'  next " in text and "(changed: expression)" in text
-    assert json.loads(run_cli("render", "manifests/t.yaml", "-o", "json").stdout)[0]["kind"] == "cron"
+    assert json.loads(run_cli("render", "manifests/t.yaml", "-o", "json").stdout)["runs"][0]["kind"] == "cron"
