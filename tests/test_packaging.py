@@ -34,6 +34,7 @@ def test_the_sdist_holds_what_the_tests_and_the_stub_generation_need(tmp_path: P
         "tests/conftest.py",
         "tests/outcomes/launch_worker.py",
         "scripts/gen_protos.py",
+        "scripts/schema_pydantic_versions.py",
         "schemas/manifest.schema.json",
         "sdk/hatchet_client/_proto/__init__.py",
         "hatchet_manifest/cli.py",
@@ -43,6 +44,15 @@ def test_the_sdist_holds_what_the_tests_and_the_stub_generation_need(tmp_path: P
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or ".hatchet-manifest" in n]
     assert "License-Expression: MIT" in pkg_info and "License-File: LICENSE" in pkg_info
     assert "Classifier: Typing :: Typed" in pkg_info
+    urls = [line.removeprefix("Project-URL: ") for line in pkg_info.splitlines() if line.startswith("Project-URL: ")]
+    repository = "https://github.com/OWNER/hatchet-manifest"  # OWNER: a placeholder until the repository is decided
+    assert urls == [
+        f"Homepage, {repository}",
+        f"Documentation, {repository}#readme",
+        f"Repository, {repository}",
+        f"Issues, {repository}/issues",
+        f"Changelog, {repository}/releases",
+    ]
 
 
 def test_shell_completion_completes_commands() -> None:

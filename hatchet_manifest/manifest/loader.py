@@ -17,6 +17,7 @@ from hatchet_manifest.manifest.yamlsafe import Document, Path_, YamlError, parse
 
 SUFFIXES = (".yaml", ".yml")
 MAX_MANIFEST_FILE = 64 << 20  # bytes
+SECTIONS = ("runs", "crons", "schedules", "events")
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,9 @@ def format_loc(loc: Sequence[str | int]) -> str:
 
 
 def split_where(loc: Sequence[str | int]) -> tuple[str, str]:
-    """("runs", 0, "input", "n") -> ("runs[0]", "input.n")."""
-    if len(loc) >= 2 and loc[0] == "runs" and isinstance(loc[1], int):
-        return f"runs[{loc[1]}]", format_loc(loc[2:])
+    """("runs", 0, "input", "n") -> ("runs[0]", "input.n"); the same for an entry of every section."""
+    if len(loc) >= 2 and loc[0] in SECTIONS and isinstance(loc[1], int):
+        return f"{loc[0]}[{loc[1]}]", format_loc(loc[2:])
     return "", format_loc(loc)
 
 
@@ -129,7 +130,6 @@ def pydantic_problems(exc: ValidationError, doc: Document) -> list[Problem]:
     return problems
 
 
-SECTIONS = ("runs", "crons", "schedules", "events")
 NOTHING_DECLARED = "a manifest declares at least one of runs, crons, schedules or events"
 
 

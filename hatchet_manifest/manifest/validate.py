@@ -128,7 +128,7 @@ def check_workflow_name(value: Any) -> str | None:
 def check_priority(value: Any) -> tuple[int | None, str | None]:
     if value is None:
         return None, None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():  # "²".isdigit() too
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3:
         return None, f"priority must be 1, 2 or 3, got {quote(value)}"
