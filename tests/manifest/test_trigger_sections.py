@@ -52,15 +52,15 @@ def test_bad_trigger_fields_are_located_and_all_reported(tmp_path: Path, run_cli
     path = tmp_path / "m.yaml"
     path.write_text(
         HEAD
-        + "runs:\n  - workflow_name: W\n    key: 'cron:x'\n"  # 5
-        + "crons:\n  - workflow_name: N\n    name: n\n    expression: '0 3 * *'\n    enabled: 'yes'\n"  # 7-11
-        + "  - workflow_name: N\n    name: m\n    expression: '61 3 * * *'\n    additional_metadata: {a: [1]}\n"
-        + "  - workflow_name: N\n    name: s\n    expression: '{{ secret(\"X\") }}'\n"  # 16-18
-        + "  - workflow_name: N\n    name: dup\n    expression: '@daily'\n"  # 19
-        + "  - workflow_name: N\n    name: dup\n    expression: '@hourly'\n"  # 22
-        + "schedules:\n  - workflow_name: O\n    trigger_at: '2027-01-01 09:00'\n    priority: 7\n"  # 25-28
-        + "  - workflow_name: O\n    trigger_at: '2027-01-01T09:00:00'\n"  # 29-30
-        + "events:\n  - event_key: \"a\\u0001\"\n    payload: {id: '{{ nope }}'}\n    scope: ''\n"  # 31-34
+        + "runs:\n  - workflow_name: W\n    key: 'cron:x'\n"  # 4-6
+        + "crons:\n  - workflow_name: N\n    name: n\n    expression: '0 3 * *'\n"  # 7-10
+        + "  - workflow_name: N\n    name: m\n    expression: '61 3 * * *'\n    enabled: '{{ 1 }}'\n"  # 11-14
+        + "  - workflow_name: N\n    name: s\n    expression: '{{ secret(\"X\") }}'\n"  # 15-17
+        + "  - workflow_name: N\n    name: dup\n    expression: '@daily'\n"  # 18-20
+        + "  - workflow_name: N\n    name: dup\n    expression: '@hourly'\n"  # 21-23
+        + "schedules:\n  - workflow_name: O\n    trigger_at: '2027-01-01 09:00'\n"  # 24-26
+        + "  - workflow_name: O\n    trigger_at: '2027-01-01T09:00:00'\n"  # 27-28
+        + "events:\n  - event_key: \"a\\u0001\"\n    payload: {id: '{{ nope }}'}\n    scope: '{{ \"\" }}'\n"  # 29-32
     )
     result = run_cli("validate", str(path))
     assert result.exit_code == 1
@@ -68,17 +68,15 @@ def test_bad_trigger_fields_are_located_and_all_reported(tmp_path: Path, run_cli
     for expected in (
         f"{path}:6: runs[0]: key: run keys may not start with cron:, schedule:, event:",
         f"{path}:10: crons[0]: expression: cron expression '0 3 * *': expected 5 fields",
-        f"{path}:11: crons[0]: enabled: must be true or false, got a string",
-        f"{path}:14: crons[1]: expression: cron expression '61 3 * * *': minute field",
-        f"{path}:15: crons[1]: additional_metadata.a: metadata values must be strings, numbers or booleans",
-        f"{path}:18: crons[2]: expression: secret() cannot be used in expression",
-        f"{path}:23: crons[4]: name: duplicate key 'cron:dup'",
-        f"{path}:27: schedules[0]: trigger_at: must be an RFC 3339 date-time such as 2027-01-01T09:00:00Z",
-        f"{path}:28: schedules[0]: priority: priority must be 1, 2 or 3, got 7",
-        f"{path}:30: schedules[1]: trigger_at: needs an offset",
-        f"{path}:32: events[0]: event_key: contains the control character",
-        f"{path}:33: events[0]: payload.id: 'nope' is undefined",
-        f"{path}:34: events[0]: scope: must be a non-empty string",
+        f"{path}:13: crons[1]: expression: cron expression '61 3 * * *': minute field",
+        f"{path}:14: crons[1]: enabled: must be true or false, got a number",
+        f"{path}:17: crons[2]: expression: secret() cannot be used in expression",
+        f"{path}:22: crons[4]: name: duplicate key 'cron:dup'",
+        f"{path}:26: schedules[0]: trigger_at: must be an RFC 3339 date-time such as 2027-01-01T09:00:00Z",
+        f"{path}:28: schedules[1]: trigger_at: needs an offset",
+        f"{path}:30: events[0]: event_key: contains the control character",
+        f"{path}:31: events[0]: payload.id: 'nope' is undefined",
+        f"{path}:32: events[0]: scope: must be a non-empty string",
     ):
         assert expected in err, (expected, err)
     assert "Traceback" not in err
