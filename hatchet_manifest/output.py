@@ -203,21 +203,23 @@ def use_color(stream: TextIO) -> bool:
     return redraws(stream)
 
 
-def trigger_text(record: dict[str, Any]) -> str:
+def trigger_text(record: dict[str, Any], show: Callable[[str], str] | None = None, sep: str = "  ") -> str:
     """What a trigger is, in a plan line: a cron's expression (paused, or its next firings), a schedule's time, an
-    event's key and scope."""
+    event's key and scope. `show` spells a value (default: escaped; the markdown plan's: as code)."""
+    spell = show or (lambda text: escape(text))
     kind = record.get("kind")
     if kind == "cron":
-        text = f"  cron {escape(str(record.get('expression', '')))!r}"
+        expression = str(record.get("expression", ""))
+        text = f"{sep}cron {spell(expression) if show else repr(escape(expression))}"
         if record.get("enabled") is False:
             return text + " (paused)"
         nexts = record.get("next") or []
-        return text + (f"  next {', '.join(nexts)}" if nexts else "")
+        return text + (f"{sep}next {', '.join(spell(str(t)) for t in nexts)}" if nexts else "")
     if kind == "schedule":
-        return f"  at {escape(str(record.get('trigger_at', '')))}"
+        return f"{sep}at {spell(str(record.get('trigger_at', '')))}"
     if kind == "event":
-        scope = f" (scope {escape(str(record['scope']))})" if record.get("scope") else ""
-        return f"  event {escape(str(record.get('event_key', '')))}{scope}"
+        scope = f" (scope {spell(str(record['scope']))})" if record.get("scope") else ""
+        return f"{sep}event {spell(str(record.get('event_key', '')))}{scope}"
     return ""
 
 

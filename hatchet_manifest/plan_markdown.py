@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from hatchet_manifest.output import trigger_text
 from hatchet_manifest.plan.planner import PlannedRun
 from hatchet_manifest.plan.stamps import user_metadata
 from hatchet_manifest.text import escape
@@ -89,28 +90,12 @@ class _Manifest:
     items: dict[str, list[str]] = field(default_factory=lambda: {a: [] for a in LISTED})
 
 
-def _trigger(rec: dict[str, Any]) -> str:
-    """A cron's expression and next firings (or paused), a schedule's time, an event's key."""
-    kind = rec.get("kind")
-    if kind == "cron":
-        text = f" cron {code(str(rec.get('expression', '')), 80)}"
-        if rec.get("enabled") is False:
-            return text + " (paused)"
-        nexts = rec.get("next") or []
-        return text + (f" next {', '.join(code(t, 40) for t in nexts)}" if nexts else "")
-    if kind == "schedule":
-        return f" at {code(str(rec.get('trigger_at', '')), 40)}"
-    if kind == "event":
-        return f" event {code(str(rec.get('event_key', '')), 80)}"
-    return ""
-
-
 def _item(p: PlannedRun) -> str:
     rec = p.to_dict()
     line = f"- {code(p.key)}"
     if rec.get("workflow_name"):
         line += f" {code(str(rec['workflow_name']), 80)}"
-    line += _trigger(rec)
+    line += trigger_text(rec, lambda text: code(text, 80), " ")
     if p.action == "create" and rec.get("input") is not None:
         line += f" input {code(compact(rec['input']))}"
     elif p.action == "changed":

@@ -113,23 +113,7 @@ class RunBuilder:
                 trigger = {"name": key.split(":", 1)[1], **trigger}
             elif entry.section == "events":
                 trigger = {"event_key": workflow, **trigger}
-            return RenderedRun(
-                key,
-                workflow,
-                data,
-                metadata,
-                priority,
-                entry.manifest.name,
-                entry.manifest.file,
-                entry.line,
-                where,
-                None,
-                None,
-                entry.uses_secret,
-                TRIGGER_KINDS[entry.section],
-                trigger,
-            )
-        return RenderedRun(
+        return RenderedRun(  # positional: a keyword costs a tenth of building the run
             key,
             workflow,
             data,
@@ -141,7 +125,9 @@ class RunBuilder:
             where,
             None,  # secret_input, secret_metadata: see _with_secrets
             None,
-            entry.uses_secret,  # positional: a keyword costs a tenth of building the run
+            entry.uses_secret,
+            TRIGGER_KINDS.get(entry.section, "run"),
+            trigger,
         )
 
     def refuse_huge(self, entry: Entry, where: str, data: Any) -> None:

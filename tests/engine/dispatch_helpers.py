@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,3 +84,24 @@ def run_status(engine: Engine, run_id: str) -> str | None:
 def settled(engine: Engine, run_id: str) -> str | None:
     status = run_status(engine, run_id)
     return status if status in ("COMPLETED", "FAILED", "CANCELLED") else None
+
+
+@contextlib.contextmanager
+def sdk_worker(engine: Engine, script: Path, name: str, *args: str, log: Path) -> Iterator[None]:
+    """An official-SDK worker (`python SCRIPT NAME ARGS...`) in its own process group, registered before the block
+    and killed after it; its output goes to `log`."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), name, *args],
+            env=sdk_env(engine),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_listening(engine, name)
+            yield
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)

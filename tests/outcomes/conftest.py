@@ -3,10 +3,6 @@ expensive part), and a way to write manifests of `Launch` runs."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +10,7 @@ from pathlib import Path
 import pytest
 from hatchet_client.engine import Engine
 
-from tests.engine.dispatch_helpers import sdk_env, wait_listening
+from tests.engine.dispatch_helpers import sdk_env, sdk_worker
 
 WORKER = Path(__file__).with_name("launch_worker.py")
 
@@ -28,22 +24,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 @pytest.fixture(scope="package")
 def worker(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     pytest.importorskip("hatchet_sdk")
-    log = (tmp_path_factory.mktemp("logs") / "worker.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), "w-launch", "40"],
-        env=sdk_env(engine),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_listening(engine, "w-launch")
+    with sdk_worker(engine, WORKER, "w-launch", "40", log=tmp_path_factory.mktemp("logs") / "worker.log"):
         yield
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        log.close()
 
 
 def cli_env(engine: Engine, state: Path) -> dict[str, str]:

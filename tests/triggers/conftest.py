@@ -5,10 +5,6 @@ are the expensive part. Each test uses manifests of its own names, so tests do n
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +12,7 @@ from typing import Any
 import pytest
 from hatchet_client.engine import Engine
 
-from tests.engine.dispatch_helpers import run_sdk, sdk_env, wait_listening
+from tests.engine.dispatch_helpers import run_sdk, sdk_env, sdk_worker
 
 WORKER = Path(__file__).parents[1] / "engine" / "trigger_worker_app.py"
 HEAD = "apiVersion: hatchet-manifest/v1\nkind: TriggerManifest\nmetadata: {{name: {name}}}\n"
@@ -31,22 +27,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 @pytest.fixture(scope="package")
 def worker(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     pytest.importorskip("hatchet_sdk")
-    log = (tmp_path_factory.mktemp("logs") / "worker.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), "w-triggers"],
-        env=sdk_env(engine),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_listening(engine, "w-triggers")
+    with sdk_worker(engine, WORKER, "w-triggers", log=tmp_path_factory.mktemp("logs") / "worker.log"):
         yield
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        log.close()
 
 
 def cli_env(engine: Engine, state: Path) -> dict[str, str]:
