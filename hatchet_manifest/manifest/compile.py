@@ -18,14 +18,22 @@ from jinja2.runtime import Context
 from hatchet_manifest.manifest.opaque import WHY, SecretUseError
 from hatchet_manifest.manifest.template import MAX_VALUE_LEN, Environment, render_capped
 
-# Where secret() may appear: values inside `input` and `options.additional_metadata`, which are sent (and
-# previewed masked). Everywhere else its value would decide something or be shown (see `secret_refusal`).
-_SECRET_VALUES = ("input.", "input[", "options.additional_metadata.")
+# Where secret() may appear: values inside `input` and `options.additional_metadata` (a trigger's `input` or
+# `payload` and `additional_metadata`), which are sent (and previewed masked). Everywhere else its value would
+# decide something or be shown (see `secret_refusal`).
+_SECRET_VALUES = ("input.", "input[", "options.additional_metadata.", "payload.", "payload[", "additional_metadata.")
 _SECRET_FIELDS = {
     "workflow_name": "workflow_name: the preview would name another workflow than the apply",
     "key": "a key: a run's key is its identity, shown in every preview, plan and ledger",
     "when": "a condition (when): " + WHY,
     "options.priority": "options.priority: " + WHY,
+    "priority": "priority: " + WHY,
+    "name": "a cron's name: it is its identity, shown in every plan and ledger",
+    "expression": "a cron's expression: it is shown in every plan",
+    "enabled": "enabled: " + WHY,
+    "trigger_at": "a schedule's time: it is shown in every plan",
+    "event_key": "an event's key: it is shown in every plan",
+    "scope": "an event's scope: it is shown in every plan",
     "for_each": "a loop (for_each): " + WHY,
     "matrix": "a matrix: " + WHY,
 }

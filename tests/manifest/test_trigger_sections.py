@@ -70,7 +70,7 @@ def test_bad_trigger_fields_are_located_and_all_reported(tmp_path: Path, run_cli
         f"{path}:10: crons[0]: expression: cron expression '0 3 * *': expected 5 fields",
         f"{path}:13: crons[1]: expression: cron expression '61 3 * * *': minute field",
         f"{path}:14: crons[1]: enabled: must be true or false, got a number",
-        f"{path}:17: crons[2]: expression: secret() cannot be used in expression",
+        f"{path}:17: crons[2]: expression: secret() cannot be used in a cron's expression",
         f"{path}:22: crons[4]: name: duplicate key 'cron:dup'",
         f"{path}:26: schedules[0]: trigger_at: must be an RFC 3339 date-time such as 2027-01-01T09:00:00Z",
         f"{path}:28: schedules[1]: trigger_at: needs an offset",
