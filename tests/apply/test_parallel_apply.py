@@ -102,6 +102,7 @@ def _ledger(root: Path) -> list[tuple[Any, ...]]:
     return sorted(rows)
 
 
+@pytest.mark.slow
 def test_parallel_apply_matches_serial(two_projects: tuple[Path, Path], run_cli: RunCli) -> None:
     serial, parallel = two_projects
     for step in (["--set", "count=2500"], ["--set", "count=4000"], ["--set", "count=4000", "--set", "region=us"]):
@@ -121,6 +122,7 @@ def test_parallel_apply_matches_serial(two_projects: tuple[Path, Path], run_cli:
     assert "hunter2" not in json.dumps(rows)  # digests are of the masked values
 
 
+@pytest.mark.slow
 def test_parallel_resubmit_changed_matches_serial(two_projects: tuple[Path, Path], run_cli: RunCli) -> None:
     serial, parallel = two_projects
     for root, mode in ((serial, SERIAL), (parallel, PARALLEL)):
@@ -220,6 +222,7 @@ def test_many_duplicates_are_capped_like_serial(tmp_path: Path, run_cli: RunCli)
     assert "... and 3400 more problems" in parallel
 
 
+@pytest.mark.slow
 def test_shards_make_up_the_serial_stream(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(SECRET_MANIFEST.replace("secret('PARALLEL_TEST_PASSWORD')", "'x'"))
     shutil.copy(ROOT / "manifests" / "matrix-train.yaml", tmp_path / "m.yaml")

@@ -302,6 +302,7 @@ def test_the_official_sdk_lists_events(engine: Engine, hatchet: Hatchet) -> None
     assert result["found"] == [pushed[1].event_id]
 
 
+@pytest.mark.slow
 def test_the_count_stops_at_20000_and_our_client_reads_on(engine: Engine, hatchet: Hatchet) -> None:
     key = f"many:{stamp()}"
     pushed = hatchet.event.bulk_push([{"key": key, "payload": {"i": i}} for i in range(20_001)])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 import sqlite3
 
 from hatchet_manifest.manifest.sqlbatch import select_in
 
 
+@pytest.mark.slow
 def test_select_in_takes_more_keys_than_sqlite_variables() -> None:
     db = sqlite3.connect(":memory:")
     db.execute("CREATE TABLE t (m TEXT, k INTEGER)")
