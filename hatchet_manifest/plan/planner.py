@@ -152,6 +152,7 @@ class Plan:
         self._fallback = fallback
         self.summary: Counter[str] = Counter({a: 0 for a in ACTIONS})
         self.creates: Counter[str] = Counter()  # manifest -> runs planned as create
+        self.by_manifest: Counter[tuple[str, Action]] = Counter()  # (manifest, action) -> runs
 
     def __iter__(self) -> Iterator[PlannedRun]:
         seen = KeySet()
@@ -189,6 +190,7 @@ class Plan:
     def count(self, action: Action, manifest: str, n: int = 1) -> Action:
         """Count `n` runs of a manifest planned as `action` (summary, creates); returns the action."""
         self.summary[action] += n
+        self.by_manifest[manifest, action] += n
         if action == "create":
             self.creates[manifest] += n
         return action
@@ -217,6 +219,7 @@ class Plan:
         for k, is_present in zip(known, present, strict=True):
             if not is_present and k.state != "failed":
                 self.summary["removed"] += 1
+                self.by_manifest[k.manifest, "removed"] += 1
                 yield PlannedRun("removed", k.key, k.digest, None, k)
 
 
