@@ -165,7 +165,7 @@ class Watch:
                     seen = workflows.setdefault(manifest, set())
                 if r.workflow_name != workflow:
                     workflow = r.workflow_name
-                    seen.add(workflow)
+                    seen.add(workflow)  # its schema validated the run
                 k = p.known
                 if k is not None and k.manifest != manifest and p.action == "unchanged":
                     self.foreign.add(manifest)
@@ -191,10 +191,18 @@ class Watch:
         if not clean:
             return []
         salt = os.urandom(16).hex()
+        sent = (
+            {"create", "unchanged"}
+            | ({"changed"} if resubmit_changed else set())
+            | ({"unknown"} if resubmit_unknown else set())
+        )  # what the rows are as the manifest renders after a clean apply (anything else was left as it was)
+        actions: dict[str, dict[str, int]] = {}
+        for (manifest, action), runs in plan.by_manifest.items():
+            actions.setdefault(manifest, {})[action] = runs
         records = []
         for m in self.rendered:
-            n = {a: plan.by_manifest[m.name, a] for a in ("create", "changed", "unchanged", "unknown", "removed")}
-            if n["removed"] or (n["changed"] and not resubmit_changed) or (n["unknown"] and not resubmit_unknown):
+            planned = actions.get(m.name, {})
+            if any(count and action not in sent for action, count in planned.items()):
                 continue
             found = scan(m)
             if m.name in self.foreign or not found.deterministic:
@@ -205,6 +213,5 @@ class Watch:
             fingerprint = self.shortcut.fingerprints.of(m, detail, salt, unchanged_since=self.started)
             if fingerprint is None or scrub(text) != text:  # never a secret's value in the ledger
                 continue
-            runs = n["create"] + n["changed"] + n["unchanged"] + n["unknown"]
-            records.append(ManifestRecord(m.name, fingerprint, runs, salt, text))
+            records.append(ManifestRecord(m.name, fingerprint, sum(planned.values()), salt, text))
         return self.ledger.seal(self.target, records, self.since)
