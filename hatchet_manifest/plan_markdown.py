@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from hatchet_manifest.output import trigger_text
 from hatchet_manifest.plan.planner import PlannedRun
 from hatchet_manifest.plan.stamps import user_metadata
+from hatchet_manifest.plan.unchanged import Unchanged
 from hatchet_manifest.text import escape
 
 BUDGET = 60_000  # characters; GitHub caps a comment at 65,536
@@ -118,17 +119,32 @@ def write_plan_markdown(
     *,
     budget: int = BUDGET,
     per_list: int = PER_LIST,
+    unchanged: Unchanged | None = None,
 ) -> Counter[str]:
-    """Write the markdown plan of `planned` (`where`: the target or base it is against); returns the summary."""
+    """Write the markdown plan of `planned` (`where`: the target or base it is against); returns the summary.
+    `unchanged`: manifests not rendered, all of their runs unchanged: counted in their place among the others."""
     summary: Counter[str] = Counter(dict.fromkeys((*LISTED, "unchanged"), 0))
     manifests: dict[str, _Manifest] = {}
+    skipped = [(name, n) for name, n in unchanged.runs.items() if n] if unchanged is not None else []
+    order = unchanged.order if unchanged is not None else {}
+
+    def counted_before(place: int | None) -> None:
+        """The skipped manifests that come before `place` in load order (None: all that are left)."""
+        while skipped and (place is None or order[skipped[0][0]] < place):
+            name, n = skipped.pop(0)
+            manifests.setdefault(name, _Manifest()).counts["unchanged"] += n
+            summary["unchanged"] += n
+
     for p in planned:
+        if skipped:  # a rendered run: the manifests before its own come first; a removed one: after all of them
+            counted_before(order.get(p.run.manifest, -1) if p.run is not None else None)
         summary[p.action] += 1
         name = (p.run.manifest if p.run is not None else p.known.manifest if p.known else "") or "(no manifest)"
         m = manifests.setdefault(name, _Manifest())
         m.counts[p.action] += 1
         if p.action in LISTED and len(m.items[p.action]) < per_list:
             m.items[p.action].append(_item(p))
+    counted_before(None)
     parts = [_head(summary, where), _table(manifests)]
     size = sum(len(x) for x in parts)
     left_out = 0

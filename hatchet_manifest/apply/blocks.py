@@ -14,6 +14,7 @@ from hatchet_client.errors import RunValidationError
 from hatchet_manifest.apply.executor import ApplyOptions, ApplyResult, wanted
 from hatchet_manifest.apply.spool import Spool
 from hatchet_manifest.plan.planner import Action, Plan, classify
+from hatchet_manifest.plan.unchanged import Watch
 
 
 class Ref(NamedTuple):
@@ -36,8 +37,10 @@ def plan_block(
     lengths: list[int],
     blob: bytes,
     errors: list[tuple[int, str, str]],
+    watch: Watch | None = None,
 ) -> list[int] | None:
-    """Plan and spool one block; returns the positions of the runs spooled (None: all of them)."""
+    """Plan and spool one block; returns the positions of the runs spooled (None: all of them). `watch`: told
+    what the baseline knew of the block's runs."""
     known = plan.baseline.lookup(keys)
     fallback = plan.fallback
     if fallback is not None:
@@ -46,6 +49,8 @@ def plan_block(
         missing = [(Ref(keys[i], *names[entries[i]]), digests[i]) for i in unknown if entries[i] not in silent]
         if missing:
             known.update(fallback(missing))
+    if watch is not None and known:
+        watch.block_known(keys, digests, [names[e][0] for e in entries], known)
     if not known:  # nothing of the block is known: all of it is created (a first apply), without a loop per run
         if errors:
             position, field, problem = errors[0]

@@ -34,6 +34,7 @@ from hatchet_manifest.manifest.keyset import KeyLog
 from hatchet_manifest.manifest.sandbox import Rendering
 from hatchet_manifest.plan.names import Site, WorkflowNames
 from hatchet_manifest.plan.planner import Plan
+from hatchet_manifest.plan.unchanged import Watch
 
 __all__ = ["DEFAULT_THRESHOLD", "THRESHOLD_ENV", "WorkerError", "Workers", "auto_workers", "spool_parallel"]
 
@@ -59,8 +60,10 @@ def spool_parallel(
     namespace: str,
     sent_workflows: WorkflowNames | None = None,
     on_checked: Callable[[int], None] | None = None,
+    watch: Watch | None = None,
 ) -> int:
-    """`on_checked(n)`: n more runs rendered, validated and planned (after each block). Pass 1 in the `workers` processes (see the module docstring): plan, count into `result` and spool the runs to
+    """`on_checked(n)`: n more runs rendered, validated and planned (after each block); `watch`: told of each block
+    (what is recorded of the manifests after the apply). Pass 1 in the `workers` processes (see the module docstring): plan, count into `result` and spool the runs to
     send (their workflow names into `sent_workflows`); returns their number. Raises ManifestError (every problem of every shard) or RunValidationError (a
     run to send that the encoder refuses), having sent nothing."""
     renderer.prepare()
@@ -95,9 +98,14 @@ def spool_parallel(
             if len(set(keys)) < len(keys):  # a key repeated within the block: planning it twice would be wrong
                 raise _Repeated
             seen.add_batch(keys)
-            chosen = plan_block(plan, spool, options, result, names, keys, digests, entries, lengths, blob, errors)
+            chosen = plan_block(
+                plan, spool, options, result, names, keys, digests, entries, lengths, blob, errors, watch
+            )
             numbers = array.array("I")
             numbers.frombytes(workflow_of)
+            if watch is not None:
+                pairs = {(names[e][0], block_workflows[w]) for e, w in set(zip(entries, numbers, strict=True))}
+                watch.block_workflows(pairs)
             for i in range(len(keys)) if chosen is None else chosen:  # the workflows of the runs to send
                 sent_workflows.add_site(block_workflows[numbers[i]], sites[entries[i]])
             if on_checked is not None:

@@ -21,19 +21,22 @@ from hatchet_manifest.apply.triggers import TriggerApplier, TriggerWork, lookup_
 from hatchet_manifest.commands.diff import emit, lookup_warnings, settle, target_plan
 from hatchet_manifest.commands.following import PollArgs, follow, poll_options, reading_ledger, wait_timeout_option
 from hatchet_manifest.commands.following import report as report_outcomes
-from hatchet_manifest.commands.options import RenderArgs, render_options
+from hatchet_manifest.commands.options import RenderArgs, refresh_option, render_options
 from hatchet_manifest.commands.session import TargetArgs, confirm, target_lock, target_options, why_target
+from hatchet_manifest.commands.shortcut import skip_unchanged, watch_apply
 from hatchet_manifest.errors import ConfigError, ManifestError
 from hatchet_manifest.manifest.sandbox import Rendering
 from hatchet_manifest.outcomes.read import Reader, Scope
 from hatchet_manifest.output import CheckProgress, ProgressBar, versioned
 from hatchet_manifest.plan import workflows
+from hatchet_manifest.plan.baseline import LedgerBaseline
 from hatchet_manifest.plan.lookup import lookup_since
 from hatchet_manifest.plan.names import WorkflowNames
 from hatchet_manifest.plan.planfile import find_plan
 from hatchet_manifest.plan.planner import PlannedRun, summary_line
 from hatchet_manifest.plan.target import connect
 from hatchet_manifest.plan.triggers import TriggerIndex
+from hatchet_manifest.plan.unchanged import Unchanged, guarded
 from hatchet_manifest.text import escape, safe_message
 
 
@@ -125,6 +128,7 @@ def report(result: ApplyResult, output: str) -> None:
 @wait_timeout_option
 @poll_options
 @click.option("-o", "--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@refresh_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -143,6 +147,7 @@ def command(
     workers: int,
     parallel_threshold: int,
     output: str,
+    refresh: bool,
     **kw: Any,
 ) -> None:
     """Submit the runs declared in PATH... that the target does not have yet (or exactly the runs of a saved plan).
@@ -159,18 +164,14 @@ def command(
     if plan_file is not None and (rargs.values or rargs.set or rargs.set_string or rargs.selector):
         raise ConfigError("a saved plan is applied exactly as saved: -f, --set, --set-string and -l do not apply")
     renderer = None
-    if plan_file is None:
-        renderer = rargs.renderer(reveal_secrets=True)
-        renderer.prepare()
+    skip = not refresh and not (dry_run and output == "json")  # a plan in JSON lists every run
+    if plan_file is None:  # its worker starts once the ledger said which manifests are unchanged since applied
+        renderer = rargs.renderer(reveal_secrets=True, start=not skip)
     options = ApplyOptions(
         batch_size, concurrency, not no_stamp, resubmit_changed, resubmit_unknown, timeout, runs_per_second=rps
     )
-    n = 1 if dry_run else _workers(renderer, workers, parallel_threshold)
-    if n > 1 and renderer is not None:
-        renderer.close()  # its worker has prepared the entries; the shard workers render the runs
     with (
         contextlib.closing(renderer) if renderer is not None else contextlib.nullcontext(),
-        Workers(n, rargs.bounds, rargs.access) if n > 1 else contextlib.nullcontext() as pool,
         targs.open_ledger() as ledger,
         connect(targs.engine, Path(targs.state_dir)) as conn,
         contextlib.ExitStack() as cleanup,
@@ -180,22 +181,34 @@ def command(
         names: list[str] = []  # the applied manifests, in order
         with target_lock(ledger, target, targs.lock_wait):
             planned: Any
-            lookup = None
+            lookup = pool = watch = None
             known_rows = 0
+            unchanged = Unchanged()
             if plan_file is not None:
                 plan_file.check_fresh(ledger, target, conn.config.namespace)
                 planned = _noting_manifests(plan_file.planned(), names)
             else:
                 assert renderer is not None
-                names = [m.name for m in renderer.manifests]
-                settle(ledger, conn, names, None, targs.settle_grace)
-                planned, lookup, known_rows = target_plan(renderer, ledger, conn, names, targs)
+                names = [m.name for m in renderer.manifests]  # the skipped ones too (--wait follows them)
+                shortcut, unchanged = skip_unchanged(
+                    renderer, ledger, target, conn.config.namespace, skip=skip, seal=not dry_run
+                )
+                rendered = [m.name for m in renderer.manifests]
+                if not dry_run and (n := _workers(renderer, workers, parallel_threshold)) > 1:
+                    renderer.close()  # its worker has prepared the entries; the shard workers render the runs
+                    pool = cleanup.enter_context(Workers(n, rargs.bounds, rargs.access))
+                settle(ledger, conn, rendered, None, targs.settle_grace)
+                watch = watch_apply(shortcut, renderer, ledger, target)
+                baseline = guarded(LedgerBaseline(ledger, target), unchanged)
+                planned, lookup, known_rows = target_plan(renderer, ledger, conn, rendered, targs, baseline)
             if lookup is not None:
                 cleanup.callback(lookup.close)
             if dry_run:
-                emit(planned, output, {"target": target.to_dict()}, None, False)
+                emit(planned, output, {"target": target.to_dict()}, None, False, unchanged=unchanged)
                 return
             result = ApplyResult()
+            if unchanged.runs:
+                result.counts["unchanged"] = unchanged.total
             sent = WorkflowNames()  # the workflows of the runs to send: each must exist in the target
             work = TriggerWork(resubmit_changed=resubmit_changed, resubmit_unknown=resubmit_unknown)
             with Spool(conn.hatchet.admin.encoder(), Path(targs.state_dir), batch_size) as spool:
@@ -205,10 +218,20 @@ def command(
                     if pool is not None:
                         assert renderer is not None
                         count = spool_parallel(
-                            renderer, planned, spool, options, result, pool, conn.config.namespace, sent, checking.add
+                            renderer,
+                            planned,
+                            spool,
+                            options,
+                            result,
+                            pool,
+                            conn.config.namespace,
+                            sent,
+                            checking.add,
+                            watch,
                         )
                     else:  # renders and validates everything
-                        count = spool.write(select(_counted(planned, checking), options, result, sent, work))
+                        watched = watch.tap(planned) if watch is not None else planned
+                        count = spool.write(select(_counted(watched, checking), options, result, sent, work))
                 finally:
                     checking.end()  # the count reached, also when a problem stops the pass
                 result.to_send = count
@@ -236,6 +259,8 @@ def command(
                         index = TriggerIndex(conn, since=lookup_since(targs.lookup_window))
                     applier = TriggerApplier(ledger, target, conn.hatchet, index, options.stamp, conn.config.namespace)
                     merge_triggers(result, work, applier.run(work))
+                if watch is not None:  # what it left exactly as the manifests render is recorded
+                    watch.seal(planned, result.exit_code == 0, resubmit_changed, resubmit_unknown)
     result.seconds = time.monotonic() - started
     if not wait or result.interrupted:
         report(result, output)

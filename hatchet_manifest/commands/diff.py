@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import sys
 import tempfile
@@ -15,8 +16,9 @@ from typing import Any
 
 import click
 
-from hatchet_manifest.commands.options import RenderArgs, render_options, say_warnings
+from hatchet_manifest.commands.options import RenderArgs, refresh_option, render_options, say_warnings
 from hatchet_manifest.commands.session import TargetArgs, target_lock, target_options, why_target
+from hatchet_manifest.commands.shortcut import skip_unchanged
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Ledger, Target, open_ledger
 from hatchet_manifest.ledger.values import NoLedgerError
@@ -28,10 +30,11 @@ from hatchet_manifest.plan.gitbase import checkout_paths
 from hatchet_manifest.plan.lookup import EngineLookup, lookup_since
 from hatchet_manifest.plan.names import WorkflowNames
 from hatchet_manifest.plan.planfile import PlanWriter
-from hatchet_manifest.plan.planner import ACTIONS, Plan, PlannedRun, summary_line
+from hatchet_manifest.plan.planner import ACTIONS, Baseline, Plan, PlannedRun, summary_line
 from hatchet_manifest.plan.reconcile import preview_settled, reconcile, unsettled
 from hatchet_manifest.plan.target import EMBEDDED_ADDRESS, Connection, choose_mode, connect, embedded_db
 from hatchet_manifest.plan.triggers import EngineTriggers, TriggerIndex
+from hatchet_manifest.plan.unchanged import Unchanged, guarded
 from hatchet_manifest.plan_markdown import write_plan_markdown
 from hatchet_manifest.text import escape
 
@@ -45,10 +48,13 @@ def emit(
     writer: PlanWriter | None,
     show_unchanged: bool,
     workflows: WorkflowNames | None = None,
+    unchanged: Unchanged | None = None,
 ) -> Counter[str]:
     """Print the plan (and save it) in one streaming pass; returns the summary. `workflows`: collects the
-    workflow names of the runs that may be sent (all but unchanged), for the preflight."""
+    workflow names of the runs that may be sent (all but unchanged), for the preflight. `unchanged`: the
+    manifests skipped (their runs counted, not listed: text and markdown only)."""
     summary: Counter[str] = Counter(dict.fromkeys(ACTIONS, 0))
+    summary["unchanged"] += unchanged.total if unchanged is not None else 0
 
     def noted() -> Iterator[PlannedRun]:
         for p in planned:
@@ -69,7 +75,7 @@ def emit(
     try:
         if output == "markdown":
             with whole_document(sys.stdout) as doc:
-                write_plan_markdown(noted(), doc, _against(head))
+                write_plan_markdown(noted(), doc, _against(head), unchanged=unchanged)
         elif output == "json":
             write_plan_json(shaped(), sys.stdout, head, lambda: {"summary": dict(summary)})
         else:
@@ -121,12 +127,13 @@ def target_plan(
     conn: Connection,
     names: list[str],
     targs: TargetArgs,
-    baseline: LedgerBaseline | None = None,
+    baseline: Baseline | None = None,
     write: bool = True,
 ) -> tuple[Plan, EngineLookup | None, int]:
     """The plan against the target's ledger, with the engine lookup unless turned off. `write`: runs found in
     the engine are adopted into the ledger (apply); without, they are only planned (diff)."""
-    known_rows = ledger.count(conn.target)
+    # whether the ledger knows the target at all (counting its rows would read them all; nothing to render: no lookup)
+    known_rows = sum(1 for _ in itertools.islice(ledger.entries(conn.target), 1)) if names else 0
     lookup = None
     if targs.no_engine_lookup:
         click.echo(
@@ -269,6 +276,7 @@ def plan_against_base(
 )
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `apply PLAN.json`.")
 @click.option("--show-unchanged", is_flag=True, help="List unchanged runs too (text output).")
+@refresh_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -278,29 +286,34 @@ def command(
     detailed_exitcode: bool,
     out: str | None,
     show_unchanged: bool,
+    refresh: bool,
     **kw: Any,
 ) -> None:
     """Show what `apply` would do: `+` create, `~` changed (same key, new content), `=` unchanged,
     `-` removed from the manifests, `?` unknown fate."""
     rargs = RenderArgs.from_kwargs(kw)
     targs = TargetArgs.from_kwargs(kw)
-    renderer = rargs.renderer()  # a saved plan flags runs that use secret() and never holds their values
+    # what lists every run (json, a saved plan, unchanged runs shown) renders every manifest; --base has no ledger
+    skip = not refresh and base is None and output != "json" and not out and not show_unchanged
+    renderer = rargs.renderer(start=not skip)  # a saved plan flags runs that use secret() and never holds their values
     with contextlib.closing(renderer):
-        _diff(ctx, rargs, targs, renderer, base, output, detailed_exitcode, out, show_unchanged)
+        _diff(ctx, rargs, targs, renderer, base, output, detailed_exitcode, out, show_unchanged, skip)
 
 
 def _diff(
     ctx: click.Context,
     rargs: RenderArgs,
     targs: TargetArgs,
-    renderer: Rendering,
+    renderer: BoundedRenderer,
     base: str | None,
     output: str,
     detailed_exitcode: bool,
     out: str | None,
     show_unchanged: bool,
+    skip: bool,
 ) -> None:
-    renderer.prepare()
+    if not skip:  # otherwise the manifests left to render are known once the target's ledger is read
+        renderer.prepare()
     names = [m.name for m in renderer.manifests]
     if base is not None:
         if out:
@@ -309,6 +322,7 @@ def _diff(
         with contextlib.closing(baseline):
             summary = emit(plan, output, {"base": base}, None, show_unchanged)
     elif _no_embedded_engine(targs) and not out:  # --out needs a target: the embedded engine is made for it
+        renderer.prepare()
         db = embedded_db(Path(targs.state_dir))
         click.echo(f"target: the embedded engine (none yet at {escape(str(db))}: every run is new)", err=True)
         with preview_ledger(targs) as ledger:
@@ -321,15 +335,17 @@ def _diff(
             contextlib.ExitStack() as cleanup,
         ):
             click.echo(f"target: {escape(conn.describe())}{why_target(targs.engine)}", err=True)
-            # A preview: no lock is taken and nothing is written, so a running apply never blocks it.
-            settled = preview_settle(ledger, conn, names)
             target: Target = conn.target
+            _, unchanged = skip_unchanged(renderer, ledger, target, conn.config.namespace, skip=skip, seal=False)
+            names = [m.name for m in renderer.manifests]  # those to render
+            # A preview: no lock is taken and nothing is written, so a running apply never blocks it.
+            settled = guarded(preview_settle(ledger, conn, names), unchanged)
             plan, lookup, known_rows = target_plan(renderer, ledger, conn, names, targs, settled, write=False)
             if lookup is not None:
                 cleanup.callback(lookup.close)
             writer = PlanWriter(Path(out), target, conn.config.namespace) if out else None
             sent = WorkflowNames()
-            summary = emit(plan, output, {"target": target.to_dict()}, writer, show_unchanged, sent)
+            summary = emit(plan, output, {"target": target.to_dict()}, writer, show_unchanged, sent, unchanged)
             if writer is not None:
                 writer.finish(dict(summary), lambda keys: ledger.state_digest(target, keys))
                 click.echo(f"plan saved to {out}", err=True)

@@ -66,25 +66,31 @@ class RenderArgs:
         """What one render may use as a whole (--render-memory, --render-timeout)."""
         return RenderBounds(self.render_memory, self.render_timeout)
 
-    def renderer(self, reveal_secrets: bool = False) -> BoundedRenderer:
+    def renderer(self, reveal_secrets: bool = False, start: bool = True) -> BoundedRenderer:
         """The renderer of the manifests, rendering in a bounded worker process (started first, so that its
-        imports overlap the loading); when some manifests do not load, the others are rendered too and every
+        imports overlap the loading; with `start` False, when first needed: some manifests may be skipped, and
+        then none may be left to render); when some manifests do not load, the others are rendered too and every
         problem is raised at once. Close it (or use it as a context manager) to stop its worker."""
         # a bad allow-list name is refused before a worker starts; the worker sees only what templates may read
-        process = BoundedProcess(WORKER_MODULE, self.bounds, self.access)
+        process = BoundedProcess(WORKER_MODULE, self.bounds, self.access) if start else None
         try:
             selector = Selector.parse(self.selector) if self.selector else None
             manifests, problems = load_partial(self.paths, selector)
         except BaseException:
-            process.stop()
+            if process is not None:
+                process.stop()
             raise
-        renderer = self._renderer(manifests, reveal_secrets, process)
+        renderer = self._renderer(manifests, reveal_secrets, process, start=start or bool(problems))
         if problems:
             raise_with(renderer, problems)
         return renderer
 
     def _renderer(
-        self, manifests: list[LoadedManifest], reveal_secrets: bool, process: BoundedProcess | None = None
+        self,
+        manifests: list[LoadedManifest],
+        reveal_secrets: bool,
+        process: BoundedProcess | None = None,
+        start: bool = True,
     ) -> BoundedRenderer:
         return BoundedRenderer(
             manifests,
@@ -95,6 +101,7 @@ class RenderArgs:
             reveal_secrets=reveal_secrets,
             bounds=self.bounds,
             process=process,
+            start=start,
         )
 
 
@@ -142,6 +149,14 @@ RENDER_BOUND_OPTIONS = [
         f"(env {TIMEOUT_ENV}).",
     ),
 ]
+
+
+refresh_option = click.option(
+    "--refresh",
+    is_flag=True,
+    help="Render and compare every manifest, also those the ledger records as unchanged since they were applied "
+    "(which are otherwise counted as unchanged without being rendered again).",
+)
 
 
 selector_option = click.option(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from types import TracebackType
@@ -19,6 +19,7 @@ from hatchet_manifest.ledger.values import (
     AdoptedRow,
     Clock,
     LedgerEntry,
+    ManifestRecord,
     ManifestTotal,
     PendingRow,
     RunState,
@@ -103,6 +104,23 @@ class Ledger(ABC):
     @abstractmethod
     def replays(self, target: Target, keys: Sequence[str]) -> dict[str, int]:
         """key -> how many times `retry` replayed it (keys never replayed are absent)."""
+
+    @abstractmethod
+    def records(self, target: Target, manifests: Collection[str]) -> dict[str, ManifestRecord]:
+        """The records of these manifests (see `seal`) that still hold: no write that may change a manifest's rows
+        (a pending row, an adoption, an import, a forget: by any process) happened since its record was made. A
+        ledger from before records (schema < 3, read-only) has none."""
+
+    @abstractmethod
+    def generations(self, target: Target, manifests: Collection[str]) -> dict[str, int]:
+        """Per manifest, a count of the writes that may have changed its rows, those of this instance left out
+        (absent: none). Read before planning, and handed back to `seal`."""
+
+    @abstractmethod
+    def seal(self, target: Target, records: Sequence[ManifestRecord], since: Mapping[str, int]) -> list[str]:
+        """Make these records, each only if no write but this instance's may have changed its manifest's rows since
+        `since` (`generations`): what the caller planned and wrote is then what the rows are. Returns the
+        manifests recorded; a record replaces the one before."""
 
     # -- writing ---------------------------------------------------------------------------------------------
 

@@ -67,6 +67,28 @@ SQLITE: tuple[Migration, ...] = (
             """,
         ),
     ),
+    (
+        3,
+        (
+            # Per manifest: a counter of the writes that may have changed its rows, and what the last apply that
+            # left them exactly as its manifest renders recorded of it (records.py: a record holds while
+            # `sealed` equals `generation`).
+            """
+            CREATE TABLE ledger_manifests (
+                target_id INTEGER NOT NULL,
+                manifest TEXT NOT NULL,
+                generation INTEGER NOT NULL,
+                sealed INTEGER,
+                fingerprint TEXT,
+                runs INTEGER,
+                salt TEXT,
+                detail TEXT,
+                sealed_at INTEGER,
+                PRIMARY KEY (target_id, manifest)
+            ) WITHOUT ROWID
+            """,
+        ),
+    ),
 )
 
 POSTGRES: tuple[Migration, ...] = (
@@ -125,12 +147,32 @@ POSTGRES: tuple[Migration, ...] = (
             """,
         ),
     ),
+    (
+        3,
+        (
+            """
+            CREATE TABLE ledger_manifests (
+                target_id bigint NOT NULL,
+                manifest text COLLATE "C" NOT NULL,
+                generation bigint NOT NULL,
+                sealed bigint,
+                fingerprint text,
+                runs bigint,
+                salt text,
+                detail text,
+                sealed_at timestamptz,
+                PRIMARY KEY (target_id, manifest)
+            )
+            """,
+        ),
+    ),
 )
 
 # Migrations that only add tables a reader does without (it reads them as empty): a ledger opened read-only may
 # lack them, so that `diff` and `status` keep working on a ledger that no command has written to since an upgrade.
-ADDITIVE = frozenset({2})
+ADDITIVE = frozenset({2, 3})
 REPLAYS_VERSION = 2  # the schema version from which ledger_replays exists
+RECORDS_VERSION = 3  # the schema version from which ledger_manifests exists
 
 LATEST = max(SQLITE[-1][0], POSTGRES[-1][0])
 

@@ -11,14 +11,15 @@ from __future__ import annotations
 import itertools
 import operator
 from abc import abstractmethod
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
-from hatchet_manifest.ledger.base import BATCH, ERROR_LIMIT, Ledger
+from hatchet_manifest.ledger.base import BATCH, ERROR_LIMIT
 from hatchet_manifest.ledger.dialect import COLUMNS, STATE_COLUMNS, C, Dialect, entry_reader
 from hatchet_manifest.ledger.digest import combine_fingerprints, fingerprint
 from hatchet_manifest.ledger.migrations import REPLAYS_VERSION, Migration, pending_migrations, require_current
+from hatchet_manifest.ledger.records import RecordKeeping
 from hatchet_manifest.ledger.rows import parse_rows, row_to_json
 from hatchet_manifest.ledger.rules import adopt_refusals, ensure_unique, import_refusal, refusals
 from hatchet_manifest.ledger.values import (
@@ -34,7 +35,6 @@ from hatchet_manifest.ledger.values import (
     TransitionError,
 )
 
-R = TypeVar("R")
 T = TypeVar("T")
 
 _FIRST = operator.itemgetter(0)  # the key of a PendingRow, an AdoptedRow or a (key, run_id) pair
@@ -46,23 +46,16 @@ def chunked(items: Iterable[T], size: int = BATCH) -> Iterator[list[T]]:
         yield chunk
 
 
-class SqlLedger(Ledger, Generic[C]):
-    """Every call of the interface over `dialect`; a backend adds its connection, transactions and locks."""
+class SqlLedger(RecordKeeping[C], Generic[C]):
+    """Every call of the interface over `dialect`; a backend adds its connection, transactions and locks. Writes
+    that may change a manifest's rows count in its generation (`records`)."""
 
     def __init__(self, location: str, clock: Clock, dialect: Dialect[C]) -> None:
-        super().__init__(location, clock)
-        self.dialect = dialect
+        super().__init__(location, clock, dialect)
         self._entry = entry_reader(dialect.from_db_time)
         self._target_ids: dict[Target, int] = {}  # committed ids only: a target's id never changes
 
-    # -- what a backend provides -------------------------------------------------------------------------------
-
-    @abstractmethod
-    def _run(self, body: Callable[[C], R], *, write: bool = True, durable: bool = True) -> R:
-        """body(connection) in one transaction, serialised with the other calls of this instance; LedgerError
-        for a database error. `write=False`: body only reads. `durable=False`: the commit need not wait for the
-        disk (outcomes, which a crash turns back into pending rows for reconciliation). The backend may run
-        body again after a rollback (it must then be safe to)."""
+    # -- what a backend provides (and `_run`, one transaction: see records.RecordKeeping) -----------------------
 
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[C]:
@@ -260,14 +253,17 @@ class SqlLedger(Ledger, Generic[C]):
         target_id = self._target_id(target)
         now = d.to_db_time(self._now())
 
-        def body(conn: C) -> None:
+        def body(conn: C) -> set[str]:
+            # replaced submitted rows may belong to another manifest: its rows change too
+            old = self._manifests_of(conn, target_id, keys) if replace_submitted else set()
             won: set[str] = set()
             for batch in self._batches(rows):
                 won.update(d.insert_pending(conn, target_id, batch, now, replace_submitted))
             if len(won) != len(keys):
                 raise KeyTakenError(target, [key for key in keys if key not in won])  # rolls the call back
+            return self._bump(conn, target_id, old.union(r.manifest for r in rows))
 
-        self._run(body)
+        self._wrote(target_id, self._run(body))
 
     def record_submitted(self, target: Target, pairs: Sequence[tuple[str, str]]) -> None:
         keys = ensure_unique(map(_FIRST, pairs), "record_submitted")
@@ -326,12 +322,14 @@ class SqlLedger(Ledger, Generic[C]):
         target_id = self._target_id(target)
         now = d.to_db_time(self._now())
 
-        def body(conn: C) -> dict[str, str]:
-            if sum(d.upsert_adopted(conn, target_id, batch, now) for batch in self._batches(rows)) == len(keys):
-                return {}
-            return adopt_refusals(rows, self._current(conn, target_id, keys))
+        def body(conn: C) -> tuple[dict[str, str], set[str]]:  # rows taken from another manifest change it too
+            touched = self._manifests_of(conn, target_id, keys) | {r.manifest for r in rows}
+            done = sum(d.upsert_adopted(conn, target_id, batch, now) for batch in self._batches(rows)) == len(keys)
+            problems = {} if done else adopt_refusals(rows, self._current(conn, target_id, keys))
+            return problems, self._bump(conn, target_id, touched)
 
-        problems = self._run(body)
+        problems, bumped = self._run(body)
+        self._wrote(target_id, bumped)
         if problems:
             raise TransitionError(target, "adopt", problems)
 
@@ -359,8 +357,11 @@ class SqlLedger(Ledger, Generic[C]):
             target_id = self._known_target_id(conn, target)
             if target_id is None or not listed:
                 return 0
+            touched = self._manifests_of(conn, target_id, listed)
             conn.execute(d.delete_replays, (target_id, d.list_param(listed)))
-            return int(conn.execute(d.delete_keys, (target_id, d.list_param(listed))).rowcount)
+            deleted = int(conn.execute(d.delete_keys, (target_id, d.list_param(listed))).rowcount)
+            self._bump(conn, target_id, touched)  # after the rows, as every write locks them: no deadlock
+            return deleted
 
         return self._run(body)
 
@@ -384,10 +385,14 @@ class SqlLedger(Ledger, Generic[C]):
     def _import_chunk(self, conn: C, rows: list[tuple[Target, LedgerEntry]], ids: dict[Target, int]) -> None:
         """Upsert rows (a target and key once at most); LedgerError, to roll the import back, if one would
         change a submitted run."""
-        for target, _ in rows:
-            if target not in ids:
-                ids[target] = self._target_id_in(conn, target)
+        new = dict.fromkeys(target for target, _ in rows if target not in ids)
+        for target in new:
+            ids[target] = self._target_id_in(conn, target)
         if self.dialect.upsert_imported(conn, [(ids[target], entry) for target, entry in rows]) == len(rows):
+            for target in new:  # any row of a target imported into may have changed: every record of it ends
+                self._bump_target(conn, ids[target])
+            for target_id in {ids[target] for target, _ in rows}:
+                self._bump(conn, target_id, {e.manifest for t, e in rows if ids[t] == target_id})
             return
         keys_of: dict[Target, list[str]] = {}
         for target, e in rows:

@@ -89,6 +89,17 @@ class AdoptedRow(NamedTuple):
     run_id: str
 
 
+class ManifestRecord(NamedTuple):
+    """What an apply that left a manifest's rows exactly as the manifest renders recorded of it, for a later command
+    to trust instead of rendering it again while those rows stay unchanged. Opaque to the ledger but for `runs`."""
+
+    manifest: str
+    fingerprint: str  # a digest of everything the manifest's rendering read
+    runs: int  # the runs it rendered (all of them recorded as submitted)
+    salt: str  # what the fingerprint's digests of environment values are salted with
+    detail: str  # what the fingerprint needs to be computed again (JSON, no secret)
+
+
 @dataclass(frozen=True, slots=True)
 class LockHolder:
     """Who holds a target's lock, as far as the backend can tell."""

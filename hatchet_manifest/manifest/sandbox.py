@@ -80,7 +80,8 @@ _ERRORS: dict[str, type[HatchetManifestError]] = {"ConfigError": ConfigError, "L
 class BoundedRenderer:
     """`Renderer`'s interface (what the commands use), rendering in a bounded worker process (module docstring).
 
-    The worker starts when this is made (its imports overlap the caller's setup) and gets its job at the first
+    The worker starts when this is made (its imports overlap the caller's setup; with `start=False`, at the first
+    `prepare`, `runs` or `count`, and never when there is nothing to render) and gets its job at the first
     `prepare`, `runs` or `count`. Use it as a context manager, or `close()` it: that stops the worker."""
 
     def __init__(
@@ -92,8 +93,10 @@ class BoundedRenderer:
         reveal_secrets: bool = False,
         bounds: RenderBounds | None = None,
         process: BoundedProcess | None = None,
+        start: bool = True,
     ) -> None:
-        """`process`: a worker started already with the same bounds (by default, one is started now)."""
+        """`process`: a worker started already with the same bounds (by default, one is started now, or when
+        first needed if not `start`)."""
         self.manifests = manifests
         self.values = values or Values()
         self.limits = limits or Limits()
@@ -106,11 +109,40 @@ class BoundedRenderer:
         self._entries: list[EntryRef] = []
         self._job_sent = False
         self._used = False
-        self._process = (
-            process if process is not None else BoundedProcess(WORKER_MODULE, self.bounds, self.limits.access)
-        )
-        self._process.manifests = manifests
-        self._finalizer = weakref.finalize(self, _stop, self._process)
+        self._closed = False
+        self._proc: BoundedProcess | None = None
+        self._finalizer: weakref.finalize[[BoundedProcess], BoundedRenderer] | None = None
+        if process is not None or start:
+            self._attach(process)
+
+    def _attach(self, process: BoundedProcess | None) -> BoundedProcess:
+        if process is None:
+            process = BoundedProcess(WORKER_MODULE, self.bounds, self.limits.access)
+        process.manifests = self.manifests
+        self._proc = process
+        self._finalizer = weakref.finalize(self, _stop, process)
+        return process
+
+    @property
+    def _process(self) -> BoundedProcess:
+        """The worker, started now if it was not."""
+        if self._proc is not None:
+            return self._proc
+        if self._closed:
+            raise RuntimeError("this BoundedRenderer is closed")
+        return self._attach(None)
+
+    def keep(self, manifests: list[LoadedManifest]) -> None:
+        """Render only these of the manifests (before anything was asked of the worker)."""
+        if self._job_sent:
+            raise RuntimeError("keep() comes before the render starts")
+        self.manifests = manifests
+        if self._proc is not None:
+            self._proc.manifests = manifests
+
+    def _nothing_to_render(self) -> bool:
+        """No manifest and no worker: nothing is asked of one (none is started)."""
+        return not self.manifests and self._proc is None and not self._job_sent
 
     def fresh(self) -> BoundedRenderer:
         """A new renderer (and worker) of the same manifests, values and settings."""
@@ -119,7 +151,9 @@ class BoundedRenderer:
         )
 
     def close(self) -> None:
-        self._finalizer()
+        self._closed = True
+        if self._finalizer is not None:
+            self._finalizer()
 
     def __enter__(self) -> BoundedRenderer:
         return self
@@ -131,6 +165,9 @@ class BoundedRenderer:
         """Compile every entry and size every loop (in the worker); the number of runs. Raises ManifestError."""
         if self._count is not None:
             return self._count
+        if self._nothing_to_render():
+            self._count = 0
+            return 0
         if not self._job_sent:
             self._job_sent = True
             job = RenderJob(self.manifests, self.values, self.limits, self.schemas.schema_dir, self.reveal)
@@ -152,6 +189,8 @@ class BoundedRenderer:
     def runs(self) -> Iterator[RenderedRun]:
         """Stream every valid run, as `Renderer.runs` does (ManifestError after the last one, if any had problems)."""
         self.prepare()
+        if self._nothing_to_render():
+            return
         self._start(b"r")
         try:
             while True:
@@ -171,6 +210,8 @@ class BoundedRenderer:
     def count(self) -> int:
         """Render and check every run in the worker, keeping none: their number. Raises ManifestError."""
         self.prepare()
+        if self._nothing_to_render():
+            return 0
         self._start(b"c")
         try:
             kind, body = self._next()

@@ -107,18 +107,25 @@ class SchemaRegistry:
             raise ValueError(found.message)
         return found
 
-    def _workflow_schema(self, workflow_name: str, base: Path) -> jsonschema.protocols.Validator | _Refused | None:
+    def workflow_path(self, workflow_name: str, base: Path) -> tuple[Path | None, Path]:
+        """Where the schema of `workflow_name` is read from for manifests in `base`: the resolved file (None when
+        the name leads outside its tree) and the tree's root. Raises OSError or RuntimeError when an absolute
+        schema_dir cannot be resolved."""
         assert self.schema_dir is not None
         if self.schema_dir.is_absolute():
-            try:
-                root = directory = self.schema_dir.resolve()
-            except (OSError, RuntimeError) as exc:
-                return _Refused(f"--schema-dir {self.schema_dir} cannot be resolved: {exc}")
+            root = directory = self.schema_dir.resolve()
         else:
             root = repository_root(base)
             directory = root / self.schema_dir
+        return _contained(directory, f"{workflow_name}.json", root), root
+
+    def _workflow_schema(self, workflow_name: str, base: Path) -> jsonschema.protocols.Validator | _Refused | None:
+        assert self.schema_dir is not None
+        try:
+            path, _ = self.workflow_path(workflow_name, base)
+        except (OSError, RuntimeError) as exc:
+            return _Refused(f"--schema-dir {self.schema_dir} cannot be resolved: {exc}")
         shown = f"{self.schema_dir}/{workflow_name}.json"
-        path = _contained(directory, f"{workflow_name}.json", root)
         if path is None:
             return _Refused(
                 f"refused: the input schema of workflow {quote(workflow_name)} would be read from outside "
@@ -150,13 +157,19 @@ class SchemaRegistry:
         assert found is not None
         return found
 
-    def _path_schema(self, source: str, base: Path) -> jsonschema.protocols.Validator | _Refused:
+    @staticmethod
+    def source_path(source: str, base: Path) -> tuple[Path | None, Path]:
+        """Where an `input_schema:` path of a manifest in `base` is read from: the resolved file (None when it leads
+        outside the repository) and the repository's root."""
         root = repository_root(base)
         try:
             start = base.resolve()
         except (OSError, RuntimeError):
-            return _Refused(f"{_OUTSIDE}, got {quote(source)}")
-        path = _contained(start, source, root)
+            return None, root
+        return _contained(start, source, root), root
+
+    def _path_schema(self, source: str, base: Path) -> jsonschema.protocols.Validator | _Refused:
+        path, _ = self.source_path(source, base)
         if path is None:
             return _Refused(f"{_OUTSIDE}, got {quote(source)}")
         try:

@@ -231,6 +231,7 @@ class Plan:
         self.trigger_manifests: set[str] = set()  # manifests with triggers declared or recorded
         self.summary: Counter[str] = Counter({a: 0 for a in ACTIONS})
         self.creates: Counter[str] = Counter()  # manifest -> runs planned as create
+        self.by_manifest: Counter[tuple[str, Action]] = Counter()  # (manifest, action) -> runs
 
     def __iter__(self) -> Iterator[PlannedRun]:
         seen = KeySet()
@@ -282,6 +283,7 @@ class Plan:
     def count(self, action: Action, manifest: str, n: int = 1) -> Action:
         """Count `n` runs of a manifest planned as `action` (summary, creates); returns the action."""
         self.summary[action] += n
+        self.by_manifest[manifest, action] += n
         if action == "create":
             self.creates[manifest] += n
         return action
@@ -324,6 +326,7 @@ class Plan:
                     if self._triggers is not None:
                         k = self._triggers.removed(k)
                 self.summary["removed"] += 1
+                self.by_manifest[k.manifest, "removed"] += 1
                 yield PlannedRun("removed", k.key, k.digest, None, k)
 
 

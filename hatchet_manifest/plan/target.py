@@ -6,15 +6,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from hatchet_client import ClientConfig, Hatchet
-from hatchet_client.engine import Engine
+from hatchet_client import ClientConfig
 from hatchet_client.errors import HatchetClientError
 
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Target
 from hatchet_manifest.text import quote, unsafe_char_problem
+
+if TYPE_CHECKING:  # imported when used: a diff of unchanged manifests needs neither gRPC nor the embedded engine
+    from hatchet_client import Hatchet
+    from hatchet_client.engine import Engine
 
 EngineMode = Literal["auto", "embedded", "remote"]
 EMBEDDED_ADDRESS = "embedded"
@@ -34,6 +37,8 @@ class Connection:
     @property
     def hatchet(self) -> Hatchet:
         if self._hatchet is None:
+            from hatchet_client import Hatchet
+
             self._hatchet = Hatchet(self.config)
         return self._hatchet
 
@@ -101,6 +106,8 @@ def connect(mode: EngineMode, state_dir: Path, environ: Mapping[str, str] | None
         config = remote_config(env)
         return Connection("remote", Target(config.tenant_id, config.host_port), config)
     state_dir.mkdir(parents=True, exist_ok=True)
+    from hatchet_client.engine import Engine
+
     engine = Engine(embedded_db(state_dir), port=0).start()
     try:
         config = ClientConfig(

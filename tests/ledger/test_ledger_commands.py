@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hatchet_manifest.errors import LedgerError
-from hatchet_manifest.ledger import AdoptedRow, PendingRow, Target, open_ledger
+from hatchet_manifest.ledger import AdoptedRow, PendingRow, Target, migrations, open_ledger
 from hatchet_manifest.ledger.base import ERROR_LIMIT
 from hatchet_manifest.ledger.rows import MAX_LINE_BYTES, RowError, parse_lines, read_lines
 from hatchet_manifest.ledger.sql import SqlLedger
@@ -239,7 +239,8 @@ def test_a_reader_refuses_a_newer_schema_without_touching_it(ledger_url: str, tm
     result = run_cli("ledger", "export", "--ledger", ledger_url)
     assert result.exit_code == 1
     assert result.stderr == (
-        f"error: the ledger {location} has schema version 7, newer than this hatchet-manifest knows (up to 2): "
+        f"error: the ledger {location} has schema version 7, newer than this hatchet-manifest knows "
+        f"(up to {migrations.LATEST}): "
         "upgrade hatchet-manifest to use it\n"
     )
 

@@ -102,7 +102,8 @@ def test_a_newer_schema_is_a_clear_error(ledger_url: str, open_store: OpenLedger
     with pytest.raises(LedgerError) as caught:
         open_store()
     assert str(caught.value) == (
-        f"the ledger {first.location} has schema version 7, newer than this hatchet-manifest knows (up to 2): "
+        f"the ledger {first.location} has schema version 7, newer than this hatchet-manifest knows "
+        f"(up to {migrations.LATEST}): "
         "upgrade hatchet-manifest to use it"
     )
 
