@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 import sqlite3
+
+import pytest
 
 from hatchet_manifest.manifest.sqlbatch import select_in
 
