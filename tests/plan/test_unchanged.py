@@ -221,7 +221,12 @@ CHANGES = {
 }
 
 
-@pytest.mark.parametrize("name", list(CHANGES))
+# Every input on SQLite; on PostgreSQL the ones the ledger holds (the others do not depend on its backend).
+@pytest.mark.parametrize(
+    ("name", "ledger_url"),
+    [(name, "sqlite") for name in CHANGES] + [(name, "postgres") for name in CHANGES if name.startswith("ledger")],
+    indirect=["ledger_url"],
+)
 def test_each_input_changed_alone_is_noticed(
     name: str, inputs_project: Path, run_cli: RunCli, ledger_url: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
