@@ -326,6 +326,7 @@ def test_parallel_crash_at_a_chosen_point_then_reapply(
     _no_stray_workers(started)
 
 
+@pytest.mark.slow  # a soak: random kill points / 500 runs through a worker
 def test_parallel_kill_9_at_random_moments_then_reapply(
     tmp_path: Path, parallel_env: dict[str, str], manifest: Path
 ) -> None:

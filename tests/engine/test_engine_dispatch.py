@@ -185,6 +185,7 @@ def test_rest_and_run_details_report_real_outcomes(engine: Engine, outcomes: dic
     assert run is not None
 
 
+@pytest.mark.slow  # a soak: random kill points / 500 runs through a worker
 def test_apply_runs_500_runs_to_the_outcomes_their_inputs_dictate(
     engine: Engine, worker: WorkerProcess, tmp_path: Path
 ) -> None:
