@@ -22,6 +22,7 @@ from hatchet_manifest.commands.shortcut import skip_unchanged
 from hatchet_manifest.errors import ConfigError
 from hatchet_manifest.ledger import Ledger, Target, open_ledger
 from hatchet_manifest.ledger.values import NoLedgerError
+from hatchet_manifest.manifest.rendered import RenderedRun
 from hatchet_manifest.manifest.sandbox import BoundedRenderer, Rendering
 from hatchet_manifest.output import run_shape, whole_document, write_plan_json, write_plan_text
 from hatchet_manifest.plan import workflows
@@ -33,6 +34,7 @@ from hatchet_manifest.plan.planfile import PlanWriter
 from hatchet_manifest.plan.planner import ACTIONS, Baseline, Plan, PlannedRun, summary_line
 from hatchet_manifest.plan.reconcile import preview_settled, reconcile, unsettled
 from hatchet_manifest.plan.target import EMBEDDED_ADDRESS, Connection, choose_mode, connect, embedded_db
+from hatchet_manifest.plan.trigger_fields import in_the_past
 from hatchet_manifest.plan.triggers import EngineTriggers, TriggerIndex
 from hatchet_manifest.plan.unchanged import Unchanged, guarded
 from hatchet_manifest.plan_markdown import write_plan_markdown
@@ -55,6 +57,7 @@ def emit(
     manifests skipped (their runs counted, not listed: text and markdown only)."""
     summary: Counter[str] = Counter(dict.fromkeys(ACTIONS, 0))
     summary["unchanged"] += unchanged.total if unchanged is not None else 0
+    past: list[RenderedRun] = []  # schedules whose time has passed: apply refuses them
 
     def noted() -> Iterator[PlannedRun]:
         for p in planned:
@@ -63,6 +66,8 @@ def emit(
                 writer.add(p)
             if workflows is not None and p.run is not None and p.action != "unchanged" and p.run.kind != "event":
                 workflows.add(p.run)
+            if p.run is not None and p.action in ("create", "changed") and in_the_past(p.run):
+                past.append(p.run)
             yield p
 
     def records() -> Iterator[dict[str, Any]]:
@@ -85,6 +90,13 @@ def emit(
         if writer is not None:
             writer.abort()
         raise
+    for run in past:
+        at = run.trigger.get("trigger_at") if run.trigger else ""
+        click.echo(
+            f"warning: {escape(run.file)}:{run.line}: {escape(run.where)}: trigger_at {at} is in the past: apply "
+            "refuses it (`allow_past: true` creates it anyway: it fires at once)",
+            err=True,
+        )
     return summary
 
 

@@ -21,6 +21,7 @@ from hatchet_client.config import apply_namespace
 from hatchet_client.errors import HatchetClientError
 
 from hatchet_manifest.errors import HatchetManifestError
+from hatchet_manifest.manifest.build_triggers import utc_text
 from hatchet_manifest.manifest.rendered import RenderedRun, kind_of_key
 from hatchet_manifest.plan.planner import Action, Known, PlannedRun
 from hatchet_manifest.plan.stamps import STAMP_DIGEST, STAMP_KEY, STAMP_TRIGGER_MANIFEST, user_metadata
@@ -192,8 +193,6 @@ def _held(
 
 
 def _utc_text(moment: datetime) -> str:
-    from hatchet_manifest.manifest.build_triggers import utc_text
-
     return utc_text(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 

@@ -99,6 +99,10 @@ def test_a_time_in_the_past_is_refused_with_its_line_unless_allowed(
     env = cli_env(engine, tmp_path / "state")
     body = "schedules:\n  - workflow_name: Tick\n    key: past\n    trigger_at: '2020-01-01T00:00:00Z'\n"
     path = write(tmp_path / "p.yaml", "schedpast", body)
+    warned = run_cli("diff", str(path), "--engine", "remote", env=env)
+    assert f"warning: {path}:5: schedules[0]: trigger_at 2020-01-01T00:00:00Z is in the past: apply refuses it" in (
+        warned.stderr
+    )
     result = run_cli("apply", str(path), "--engine", "remote", "-y", env=env)
     assert result.exit_code == 1
     assert f"{path}:5: schedules[0]: trigger_at: trigger_at 2020-01-01T00:00:00Z is in the past" in result.stderr
